@@ -1,0 +1,21 @@
+# The two commands a user needs: `make demo` and `make test`. Everything else is set up by them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.flp-installed
+
+.PHONY: demo test lint bench setup
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	scripts/setup-venv.sh "$(PYTHON)" "$(VENV)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flp demo
+
+test: $(STAMP)
+	scripts/run-tests.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .

@@ -1,0 +1,1 @@
+"""Write side: command handlers (load stream, decide, append) and the EventStore port."""

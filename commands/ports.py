@@ -1,0 +1,67 @@
+"""The EventStore port: what the write side, projections, relay and runtime need of a store.
+
+Adapters (SQLite, MongoDB) implement it; the contract tests in tests/contract check them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from domain.envelope import NewEvent, RecordedEvent
+
+ANY_VERSION: int | None = None
+NO_STREAM = 0
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since the caller read it: expected version != current version."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(Exception):
+    """An idempotency key was used before for a different stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stream_id: str
+    version: int
+    events: list[RecordedEvent]
+    duplicate: bool = False  # True when an idempotency key matched an earlier append
+
+
+class EventStore(Protocol):
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """Append atomically. `expected_version` 0 = new stream, None = any; else must match."""
+        ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]: ...
+
+    async def stream_version(self, stream_id: str) -> int: ...
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Events with position > after_position in order; never skips a committed event."""
+        ...
+
+    async def head_position(self) -> int: ...
+
+    def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:
+        """Batches of the global feed, forever; waits for the next commit when caught up."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,115 @@
+"""The stored form of an event (envelope) and the per-stream hash chain over it. Pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from domain.events import Event, event_class
+from domain.upcasting import upcast
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended: the domain event plus who/why metadata."""
+
+    event_id: str
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_event(cls, event_id: str, event: Event, metadata: dict[str, Any]) -> NewEvent:
+        return cls(event_id, event.type, event.schema_version, event.model_dump(mode="json"), metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: envelope fields, payload and the chain link."""
+
+    event_id: str
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    @property
+    def recorded_at(self) -> str:
+        return str(self.metadata.get("recorded_at", ""))
+
+    def to_event(self) -> Event:
+        """Decode the payload to the current event class, upcasting old schema versions."""
+        type_name, data = upcast(self.type, self.schema_version, self.data)
+        return event_class(type_name).model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "position": self.position,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "data": self.data,
+            "metadata": self.metadata,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecordedEvent:
+        return cls(
+            event_id=d["event_id"],
+            stream_id=d["stream_id"],
+            version=int(d["version"]),
+            position=int(d["position"]),
+            type=d["type"],
+            schema_version=int(d["schema_version"]),
+            data=d["data"],
+            metadata=d["metadata"],
+            prev_hash=d["prev_hash"],
+            hash=d["hash"],
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: sorted keys, no spaces, UTF-8. The hash chain is computed over it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def chain_hash(
+    prev_hash: str,
+    stream_id: str,
+    version: int,
+    event_id: str,
+    type_name: str,
+    schema_version: int,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+) -> str:
+    """sha256 over the canonical encoding of one event linked to its predecessor in the stream."""
+    body = canonical_json([prev_hash, stream_id, version, event_id, type_name, schema_version, data, metadata])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def expected_hash(event: RecordedEvent) -> str:
+    return chain_hash(
+        event.prev_hash,
+        event.stream_id,
+        event.version,
+        event.event_id,
+        event.type,
+        event.schema_version,
+        event.data,
+        event.metadata,
+    )

@@ -1,0 +1,157 @@
+"""Every event flp records. One class per event type; the registry maps type names to classes.
+
+Events are frozen pydantic models. `type` and `schema_version` are class-level: a schema change is
+a new class with a higher `schema_version` plus an upcaster in `domain.upcasting`, never an
+in-place edit of a class already used to write events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Metrics = dict[str, float]
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class Event(BaseModel):
+    """Base of all events. Subclasses set `type` (defaults to the class name) and version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type" not in cls.__dict__:
+            cls.type = cls.__name__
+
+
+class JobConfig(BaseModel):
+    """What a job trains and how; fixed when the job is created."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    model: str = Field(default="mlp", min_length=1, max_length=100)
+    strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
+    rounds: int = Field(ge=1, le=10_000)
+    min_clients: int = Field(ge=1, le=100_000)
+    num_clients: int = Field(default=3, ge=1, le=100_000)
+    partitioning: Literal["iid", "dirichlet"] = "iid"
+    dirichlet_alpha: float = Field(default=0.5, gt=0, le=1_000)
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    runtime: Literal["flower", "external"] = "flower"
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _enough_clients(self) -> JobConfig:
+        if self.min_clients > self.num_clients:
+            raise ValueError(f"min_clients={self.min_clients} exceeds num_clients={self.num_clients}")
+        return self
+
+
+# --- job stream: job-<id> -------------------------------------------------------------------
+
+
+class JobCreated(Event):
+    job_id: str
+    config: JobConfig
+
+
+class JobStarted(Event):
+    job_id: str
+    run_id: str
+
+
+class ClientJoined(Event):
+    job_id: str
+    client_id: str
+
+
+class ClientUpdateReceived(Event):
+    job_id: str
+    round: int
+    client_id: str
+    num_examples: int
+    metrics: Metrics = Field(default_factory=dict)
+
+
+class ClientFailed(Event):
+    job_id: str
+    round: int
+    client_id: str
+    code: str
+    reason: str
+
+
+class RoundCompleted(Event):
+    job_id: str
+    round: int
+    sampled: int
+    replied: int
+    failed: int
+    train_metrics: Metrics = Field(default_factory=dict)
+    evaluate_metrics: Metrics = Field(default_factory=dict)
+    central_metrics: Metrics = Field(default_factory=dict)
+    duration_s: float = 0.0
+    model_sha256: str | None = None
+
+
+class JobCompleted(Event):
+    job_id: str
+    final_metrics: Metrics = Field(default_factory=dict)
+    model_sha256: str | None = None
+
+
+class JobFailed(Event):
+    job_id: str
+    reason: str
+
+
+class JobCancelled(Event):
+    job_id: str
+    reason: str
+
+
+# --- client stream: client-<id> -------------------------------------------------------------
+
+
+class ClientRegistered(Event):
+    client_id: str
+    name: str
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class ClientLeft(Event):
+    client_id: str
+    reason: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        JobCreated,
+        JobStarted,
+        ClientJoined,
+        ClientUpdateReceived,
+        ClientFailed,
+        RoundCompleted,
+        JobCompleted,
+        JobFailed,
+        JobCancelled,
+        ClientRegistered,
+        ClientLeft,
+    )
+}
+
+
+def event_class(type_name: str) -> type[Event]:
+    """The class for a stored event type (after upcasting to the current schema version)."""
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise ValueError(f"unknown event type {type_name!r}") from None

@@ -1,0 +1,183 @@
+"""The TrainingJob aggregate as a decider: `decide(command, state)` and `evolve(state, event)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from domain import commands as c
+from domain import events as e
+from domain.errors import DomainError, UnknownAggregate
+
+
+def stream_id(job_id: str) -> str:
+    return f"job-{job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    job_id: str | None = None
+    status: e.JobStatus | None = None
+    config: e.JobConfig | None = None
+    run_id: str | None = None
+    clients: tuple[str, ...] = ()
+    round: int = 0
+    latest_metrics: e.Metrics = field(default_factory=dict)
+    final_metrics: e.Metrics = field(default_factory=dict)
+    model_sha256: str | None = None
+    reason: str | None = None
+    version: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.status is not None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in e.TERMINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "config": self.config.model_dump(mode="json") if self.config else None,
+            "run_id": self.run_id,
+            "clients": list(self.clients),
+            "round": self.round,
+            "latest_metrics": dict(self.latest_metrics),
+            "final_metrics": dict(self.final_metrics),
+            "model_sha256": self.model_sha256,
+            "reason": self.reason,
+            "version": self.version,
+        }
+
+
+INITIAL = JobState()
+
+
+def _require_active(state: JobState) -> e.JobConfig:
+    if not state.exists or state.config is None:
+        raise UnknownAggregate("job does not exist")
+    if state.is_terminal:
+        raise DomainError(f"job is {state.status}; terminal states are final")
+    return state.config
+
+
+def decide(command: c.JobCommand, state: JobState) -> list[e.Event]:
+    match command:
+        case c.StartJob(job_id=job_id, config=config):
+            if state.exists:
+                raise DomainError(f"job {job_id} already exists")
+            return [e.JobCreated(job_id=job_id, config=config)]
+        case c.MarkJobStarted(run_id=run_id):
+            _require_active(state)
+            if state.status == "running":
+                if state.run_id == run_id:
+                    return []
+                raise DomainError(f"job already runs as Flower run {state.run_id}")
+            return [e.JobStarted(job_id=_job_id(state), run_id=run_id)]
+        case c.JoinJob(client_id=client_id):
+            _require_active(state)
+            if client_id in state.clients:
+                return []
+            return [e.ClientJoined(job_id=_job_id(state), client_id=client_id)]
+        case c.RecordRoundResult():
+            return _record_round(command, state)
+        case c.CompleteJob(final_metrics=final_metrics, model_sha256=sha):
+            _require_active(state)
+            return [e.JobCompleted(job_id=_job_id(state), final_metrics=final_metrics, model_sha256=sha)]
+        case c.FailJob(reason=reason):
+            _require_active(state)
+            return [e.JobFailed(job_id=_job_id(state), reason=reason)]
+        case c.CancelJob(reason=reason):
+            _require_active(state)
+            return [e.JobCancelled(job_id=_job_id(state), reason=reason)]
+    raise TypeError(f"not a job command: {type(command).__name__}")  # pragma: no cover
+
+
+def _job_id(state: JobState) -> str:
+    assert state.job_id is not None
+    return state.job_id
+
+
+def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
+    config = _require_active(state)
+    job_id = _job_id(state)
+    if cmd.round <= state.round:
+        raise DomainError(f"round {cmd.round} is not after the last recorded round {state.round}")
+    if cmd.round > config.rounds:
+        raise DomainError(f"round {cmd.round} exceeds the job's {config.rounds} rounds")
+    if len(cmd.results) < config.min_clients:
+        raise DomainError(
+            f"round {cmd.round} has {len(cmd.results)} client results; "
+            f"the job needs at least min_clients={config.min_clients}"
+        )
+    ids = [r.client_id for r in cmd.results] + [f.client_id for f in cmd.failures]
+    if len(set(ids)) != len(ids):
+        raise DomainError("a client appears more than once in the round's results and failures")
+    sampled = cmd.sampled if cmd.sampled is not None else len(ids)
+    if sampled < len(ids):
+        raise DomainError(f"sampled={sampled} is less than the {len(ids)} clients reported")
+    out: list[e.Event] = [
+        e.ClientJoined(job_id=job_id, client_id=cid) for cid in dict.fromkeys(ids) if cid not in state.clients
+    ]
+    out += [
+        e.ClientUpdateReceived(
+            job_id=job_id, round=cmd.round, client_id=r.client_id, num_examples=r.num_examples, metrics=r.metrics
+        )
+        for r in cmd.results
+    ]
+    out += [
+        e.ClientFailed(job_id=job_id, round=cmd.round, client_id=f.client_id, code=f.code, reason=f.reason)
+        for f in cmd.failures
+    ]
+    out.append(
+        e.RoundCompleted(
+            job_id=job_id,
+            round=cmd.round,
+            sampled=sampled,
+            replied=len(cmd.results),
+            failed=len(cmd.failures),
+            train_metrics=cmd.train_metrics,
+            evaluate_metrics=cmd.evaluate_metrics,
+            central_metrics=cmd.central_metrics,
+            duration_s=cmd.duration_s,
+            model_sha256=cmd.model_sha256,
+        )
+    )
+    return out
+
+
+def evolve(state: JobState, event: e.Event) -> JobState:
+    version = state.version + 1
+    match event:
+        case e.JobCreated(job_id=job_id, config=config):
+            return replace(state, job_id=job_id, status="pending", config=config, version=version)
+        case e.JobStarted(run_id=run_id):
+            return replace(state, status="running", run_id=run_id, version=version)
+        case e.ClientJoined(client_id=client_id):
+            return replace(state, clients=(*state.clients, client_id), version=version)
+        case e.RoundCompleted():
+            metrics = {**event.train_metrics, **event.evaluate_metrics, **event.central_metrics}
+            return replace(
+                state, round=event.round, latest_metrics=metrics, model_sha256=event.model_sha256, version=version
+            )
+        case e.JobCompleted(final_metrics=final_metrics, model_sha256=sha):
+            return replace(
+                state,
+                status="completed",
+                final_metrics=final_metrics,
+                model_sha256=sha or state.model_sha256,
+                version=version,
+            )
+        case e.JobFailed(reason=reason):
+            return replace(state, status="failed", reason=reason, version=version)
+        case e.JobCancelled(reason=reason):
+            return replace(state, status="cancelled", reason=reason, version=version)
+    return replace(state, version=version)
+
+
+def fold(events: list[e.Event], state: JobState = INITIAL) -> JobState:
+    for event in events:
+        state = evolve(state, event)
+    return state

@@ -1,0 +1,1 @@
+"""Composition root: settings, wiring of ports to adapters, and the `flp` CLI."""

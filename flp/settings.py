@@ -1,0 +1,63 @@
+"""All configuration, from environment variables with the FLP_ prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLP_", extra="ignore")
+
+    # storage
+    data_dir: Path = Path(".flp")
+    store_url: str | None = Field(default=None, description="sqlite:///path or mongodb://...; default sqlite in data_dir")
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    mongodb_database: str | None = None
+    mongodb_write_concern: str = "majority"
+    mongodb_read_concern: str = "majority"
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8765
+    api_url: str | None = Field(default=None, description="a running flp server; CLI talks to it when set")
+    public_url: str | None = Field(default=None, description="URL the FL runtime reports back to")
+    max_body_bytes: int = 1_048_576
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = 600
+
+    # auth
+    jwt_secret: str | None = None
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "flp"
+    jwt_audience: str = "flp-api"
+    jwt_ttl_seconds: int = 3600
+    jwt_leeway_seconds: int = 30
+    auth_enabled: bool = True
+
+    # Flower runtime
+    flower_mode: Literal["simulation", "deployment", "remote", "off"] = "simulation"
+    flower_superlink: str | None = Field(default=None, description="host:port of a remote SuperLink's Control API")
+    flower_supernodes: int = 3
+    flower_reply_timeout_s: float = 120.0
+
+    # Kafka
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "flp.events"
+    kafka_client_id: str = "flp"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'flp.db').as_posix()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then pytest (which starts its own test services).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OTEL_SDK_DISABLED=true FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
+.venv/bin/ruff check .
+.venv/bin/mypy .
+.venv/bin/pytest "$@"
