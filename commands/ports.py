@@ -48,6 +48,10 @@ class EventStore(Protocol):
         """Append atomically. `expected_version` 0 = new stream, None = any; else must match."""
         ...
 
+    async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
+        """The earlier append made with this key, if any."""
+        ...
+
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]: ...

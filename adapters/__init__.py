@@ -1,0 +1,1 @@
+"""Adapters: implementations of the ports (event store, read models, feed, Kafka, MongoDB)."""

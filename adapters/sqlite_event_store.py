@@ -1,0 +1,307 @@
+"""SQLite event store: durable (WAL, synchronous=FULL), group-committed, gap-free global feed.
+
+One writer thread owns the write connection. Appends queue up; the writer takes every queued
+append into one transaction (one fsync), checks each one's expected version and idempotency key
+on its own, assigns positions in commit order, and answers each caller. Because positions are
+assigned inside the single write transaction (SQLite allows one writer at a time, across
+processes too), a reader never sees position N+1 without N: the feed has no gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from adapters.commit_signal import CommitSignal
+from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
+from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, canonical_json, chain_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_id       TEXT    NOT NULL UNIQUE,
+    type           TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data           TEXT    NOT NULL,
+    metadata       TEXT    NOT NULL,
+    prev_hash      TEXT    NOT NULL,
+    hash           TEXT    NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT PRIMARY KEY,
+    stream_id      TEXT    NOT NULL,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    version        INTEGER NOT NULL
+);
+"""
+
+_COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, metadata, prev_hash, hash"
+MAX_GROUP = 512  # appends per group commit
+
+
+def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9]
+    )
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@dataclass(slots=True)
+class _Append:
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: int | None
+    idempotency_key: str | None
+    future: asyncio.Future[AppendResult]
+
+
+class SqliteEventStore:
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._signal: CommitSignal | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> SqliteEventStore:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._signal = CommitSignal()
+        conn = connect(self.path, self._synchronous)
+        conn.executescript(SCHEMA)
+        head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        self._signal.notify(head)
+        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="flp-sqlite-writer", daemon=True)
+        self._writer.start()
+        return self
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        if self._writer is None or self._loop is None:
+            raise RuntimeError("event store is not open")
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        self._queue.put(_Append(stream_id, events, expected_version, idempotency_key, future))
+        return await future
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                conn.close()
+                return
+            group = [first]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._commit_group(conn, group)
+            if stop:
+                conn.close()
+                return
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Append]) -> None:
+        outcomes: list[AppendResult | BaseException] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            for req in group:
+                try:
+                    result, head = self._append_one(conn, req, head)
+                    outcomes.append(result)
+                except (ConcurrencyError, IdempotencyKeyReused, ValueError) as exc:
+                    outcomes.append(exc)
+            conn.execute("COMMIT")
+        except BaseException as exc:  # disk full, I/O error: nothing of the group is written
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [exc] * len(group)
+            head = None
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._deliver, group, outcomes, head)
+
+    def _deliver(self, group: list[_Append], outcomes: list[AppendResult | BaseException], head: int | None) -> None:
+        if head is not None and self._signal is not None:
+            self._signal.notify(head)
+        for req, outcome in zip(group, outcomes, strict=True):
+            if req.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                req.future.set_exception(outcome)
+            else:
+                req.future.set_result(outcome)
+
+    def _append_one(self, conn: sqlite3.Connection, req: _Append, head: int) -> tuple[AppendResult, int]:
+        if req.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?",
+                (req.idempotency_key,),
+            ).fetchone()
+            if row is not None:
+                if row[0] != req.stream_id:
+                    raise IdempotencyKeyReused(f"idempotency key was used for stream {row[0]}")
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position",
+                    (row[1], row[2]),
+                ).fetchall()
+                return AppendResult(req.stream_id, row[3], [_row_to_event(r) for r in rows], duplicate=True), head
+        last = conn.execute(
+            "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1", (req.stream_id,)
+        ).fetchone()
+        version, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        if req.expected_version is not None and req.expected_version != version:
+            raise ConcurrencyError(req.stream_id, req.expected_version, version)
+        recorded_at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        recorded: list[RecordedEvent] = []
+        rows_out: list[tuple[Any, ...]] = []
+        for new in req.events:
+            version += 1
+            head += 1
+            metadata = {**new.metadata, "recorded_at": recorded_at}
+            data_json = canonical_json(new.data)
+            meta_json = canonical_json(metadata)
+            digest = chain_hash(
+                prev_hash, req.stream_id, version, new.event_id, new.type, new.schema_version, new.data, metadata
+            )
+            rows_out.append(
+                (head, req.stream_id, version, new.event_id, new.type, new.schema_version, data_json, meta_json,
+                 prev_hash, digest)
+            )
+            recorded.append(
+                RecordedEvent(
+                    new.event_id, req.stream_id, version, head, new.type, new.schema_version, new.data, metadata,
+                    prev_hash, digest,
+                )
+            )
+            prev_hash = digest
+        conn.executemany(
+            "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows_out,
+        )
+        if req.idempotency_key is not None and recorded:
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, stream_id, first_position, last_position, version)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (req.idempotency_key, req.stream_id, recorded[0].position, recorded[-1].position, version),
+            )
+        return AppendResult(req.stream_id, version, recorded), head
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, params).fetchall()
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        upper = to_version if to_version is not None else 2**62
+        rows = await asyncio.to_thread(
+            self._query,
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version",
+            (stream_id, from_version, upper),
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
+        return await asyncio.to_thread(self._find_idempotent_sync, idempotency_key)
+
+    def _find_idempotent_sync(self, key: str) -> AppendResult | None:
+        conn = self._reader()
+        row = conn.execute(
+            "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position", (row[1], row[2])
+        ).fetchall()
+        return AppendResult(row[0], row[3], [_row_to_event(r) for r in rows], duplicate=True)
+
+    async def stream_version(self, stream_id: str) -> int:
+        rows = await asyncio.to_thread(
+            self._query, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        )
+        return int(rows[0][0])
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        return await asyncio.to_thread(self._read_all_sync, after_position, limit)
+
+    def _read_all_sync(self, after_position: int, limit: int) -> list[RecordedEvent]:
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?", (after_position, limit)
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def head_position(self) -> int:
+        rows = await asyncio.to_thread(self._query, "SELECT coalesce(max(position), 0) FROM events", ())
+        return int(rows[0][0])
+
+    async def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:
+        assert self._signal is not None, "event store is not open"
+        position = after_position
+        while True:
+            batch = await self.read_all(position, batch_size)
+            if batch:
+                position = batch[-1].position
+                yield batch
+            else:
+                await self._signal.wait_beyond(position)

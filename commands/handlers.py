@@ -1,0 +1,151 @@
+"""Command handlers: load the aggregate's stream, decide, append with the expected version."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from commands.ports import ConcurrencyError, EventStore
+from domain import client, training_job
+from domain.commands import ClientCommand, JobCommand
+from domain.envelope import NewEvent, RecordedEvent
+from domain.events import Event
+
+S = TypeVar("S")
+C = TypeVar("C")
+MAX_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Who asked and why: stored in every resulting event's metadata."""
+
+    actor: str = "system"
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    stream_id: str
+    version: int
+    events: list[RecordedEvent]
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate(Generic[C, S]):
+    name: str
+    stream_id: Callable[[str], str]
+    initial: S
+    decide: Callable[[C, S], list[Event]]
+    evolve: Callable[[S, Event], S]
+
+
+TRAINING_JOB: Aggregate[JobCommand, training_job.JobState] = Aggregate(
+    "training_job", training_job.stream_id, training_job.INITIAL, training_job.decide, training_job.evolve
+)
+CLIENT: Aggregate[ClientCommand, client.ClientState] = Aggregate(
+    "client", client.stream_id, client.INITIAL, client.decide, client.evolve
+)
+
+
+def fold(aggregate: Aggregate[Any, S], events: Sequence[RecordedEvent], state: S | None = None) -> S:
+    current = aggregate.initial if state is None else state
+    for recorded in events:
+        current = aggregate.evolve(current, recorded.to_event())
+    return current
+
+
+class CommandHandler(Generic[C, S]):
+    """Executes commands against one aggregate type, with a version-checked state cache."""
+
+    def __init__(self, store: EventStore, aggregate: Aggregate[C, S], cache_size: int = 10_000) -> None:
+        self.store = store
+        self.aggregate = aggregate
+        self._cache: OrderedDict[str, tuple[int, S]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def load(self, entity_id: str) -> tuple[int, S]:
+        """Current (version, state): the cached state, caught up to the stored version."""
+        stream = self.aggregate.stream_id(entity_id)
+        stored = await self.store.stream_version(stream)
+        version, state = self._cache.get(stream, (0, self.aggregate.initial))
+        if version > stored:  # the cache is ahead of what is stored: distrust it
+            version, state = 0, self.aggregate.initial
+        if stored > version:
+            events = await self.store.read_stream(stream, from_version=version + 1)
+            state = fold(self.aggregate, events, state)
+            version = events[-1].version if events else version
+        self._remember(stream, version, state)
+        return version, state
+
+    async def state_at(self, entity_id: str, version: int | None = None) -> tuple[int, S]:
+        """State as of a version (time travel), folded from the stored events."""
+        events = await self.store.read_stream(self.aggregate.stream_id(entity_id), 1, version)
+        return (events[-1].version if events else 0), fold(self.aggregate, events)
+
+    async def execute(
+        self,
+        entity_id: str,
+        command: C,
+        ctx: CommandContext | None = None,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        """Decide and append. With `expected_version` a moved stream raises ConcurrencyError;
+        without it, a concurrent change makes the handler reload and decide again."""
+        ctx = ctx or CommandContext()
+        stream = self.aggregate.stream_id(entity_id)
+        if idempotency_key is not None:
+            earlier = await self.store.find_idempotent(idempotency_key)
+            if earlier is not None and earlier.stream_id == stream:
+                return CommandResult(stream, earlier.version, earlier.events, duplicate=True)
+        command_id = str(uuid.uuid4())
+        for attempt in range(MAX_RETRIES):
+            version, state = await self.load(entity_id)
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(stream, expected_version, version)
+            events = self.aggregate.decide(command, state)
+            if not events:
+                return CommandResult(stream, version, [])
+            new = [NewEvent.from_event(str(uuid.uuid4()), ev, _metadata(ctx, command, command_id)) for ev in events]
+            try:
+                result = await self.store.append(stream, new, version, idempotency_key)
+            except ConcurrencyError:
+                self._cache.pop(stream, None)
+                if expected_version is not None or attempt == MAX_RETRIES - 1:
+                    raise
+                continue
+            if not result.duplicate:
+                for ev in events:
+                    state = self.aggregate.evolve(state, ev)
+                self._remember(stream, result.version, state)
+            return CommandResult(stream, result.version, result.events, result.duplicate)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remember(self, stream: str, version: int, state: S) -> None:
+        self._cache[stream] = (version, state)
+        self._cache.move_to_end(stream)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _metadata(ctx: CommandContext, command: object, command_id: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "actor": ctx.actor,
+        "command": type(command).__name__,
+        "command_id": command_id,
+        "correlation_id": ctx.correlation_id or command_id,
+        "causation_id": ctx.causation_id or command_id,
+    }
+    if ctx.traceparent:
+        meta["traceparent"] = ctx.traceparent
+    meta.update(ctx.extra)
+    return meta

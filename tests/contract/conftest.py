@@ -1,0 +1,38 @@
+"""Store adapters under contract test. Every adapter joins STORE_KINDS and passes the same tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.sqlite_event_store import SqliteEventStore
+from commands.ports import EventStore
+
+StoreFactory = Callable[[], Awaitable[EventStore]]
+
+STORE_KINDS = ["sqlite"]
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores of one kind on one shared location (a second call = a second process' view)."""
+    opened: list[EventStore] = []
+
+    async def make() -> EventStore:
+        if request.param == "sqlite":
+            store: EventStore = await SqliteEventStore(tmp_path / "events.db").open()
+        else:  # pragma: no cover
+            raise AssertionError(request.param)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> EventStore:
+    return await store_factory()
