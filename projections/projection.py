@@ -1,0 +1,21 @@
+"""What a projection is: a name, the documents an event touches, and a pure apply function."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.envelope import RecordedEvent
+from domain.events import Event
+from projections.ports import Doc
+
+
+class Projection(Protocol):
+    name: str
+
+    def keys(self, event: Event) -> list[str]:
+        """Keys of the documents this event changes (empty: not interested)."""
+        ...
+
+    def apply(self, doc: Doc | None, event: Event, recorded: RecordedEvent) -> Doc | None:
+        """The document after the event. Pure and deterministic: rebuilds must equal live runs."""
+        ...

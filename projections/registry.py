@@ -1,0 +1,15 @@
+"""The projections flp runs, by name."""
+
+from __future__ import annotations
+
+from projections.client_fleet import ClientFleet
+from projections.job_board import JobBoard
+from projections.job_detail import JobDetail
+from projections.projection import Projection
+
+
+def all_projections() -> list[Projection]:
+    return [JobBoard(), JobDetail(), ClientFleet()]
+
+
+PROJECTION_NAMES = [p.name for p in all_projections()]
