@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.sqlite_event_store import SqliteEventStore
+from adapters.sqlite_read_models import SqliteReadModelStore
 from commands.ports import EventStore
+from projections.ports import ReadModelStore
 
 StoreFactory = Callable[[], Awaitable[EventStore]]
 
@@ -36,3 +38,16 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
 @pytest.fixture
 async def store(store_factory: StoreFactory) -> EventStore:
     return await store_factory()
+
+
+READ_MODEL_KINDS = ["sqlite"]
+
+
+@pytest.fixture(params=READ_MODEL_KINDS)
+async def read_models(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReadModelStore]:
+    if request.param == "sqlite":
+        rm: ReadModelStore = await SqliteReadModelStore(tmp_path / "read_models.db").open()
+    else:  # pragma: no cover
+        raise AssertionError(request.param)
+    yield rm
+    await rm.close()

@@ -1,0 +1,73 @@
+"""The read-model store contract: every adapter must pass these unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+
+from projections.ports import ReadModelStore
+
+
+async def test_commit_writes_docs_and_checkpoint_together(read_models: ReadModelStore) -> None:
+    assert await read_models.get_checkpoint("p") == 0
+    ok = await read_models.commit("p", {"a": (3, {"n": 1}), "b": (5, {"n": 2})}, 0, 5)
+    assert ok
+    assert await read_models.get_checkpoint("p") == 5
+    assert await read_models.get("p", "a") == {"n": 1}
+    assert await read_models.get("p", "missing") is None
+    assert await read_models.get_many("p", ["a", "b", "c"]) == {"a": {"n": 1}, "b": {"n": 2}}
+    assert await read_models.count("p") == 2
+
+
+async def test_commit_with_stale_checkpoint_writes_nothing(read_models: ReadModelStore) -> None:
+    assert await read_models.commit("p", {"a": (1, {"n": 1})}, 0, 1)
+    assert not await read_models.commit("p", {"a": (2, {"n": 99})}, 0, 2)
+    assert await read_models.get("p", "a") == {"n": 1}
+    assert await read_models.get_checkpoint("p") == 1
+
+
+async def test_concurrent_commits_from_one_checkpoint_only_one_wins(read_models: ReadModelStore) -> None:
+    results = await asyncio.gather(*(read_models.commit("p", {"k": (1, {"w": i})}, 0, 1) for i in range(8)))
+    assert sum(results) == 1
+    assert await read_models.get_checkpoint("p") == 1
+
+
+async def test_delete_by_none_doc(read_models: ReadModelStore) -> None:
+    await read_models.commit("p", {"a": (1, {"n": 1})}, 0, 1)
+    await read_models.commit("p", {"a": (2, None)}, 1, 2)
+    assert await read_models.get("p", "a") is None
+
+
+async def test_list_is_ordered_by_key_and_paged(read_models: ReadModelStore) -> None:
+    await read_models.commit("p", {k: (i + 1, {"k": k}) for i, k in enumerate(["c", "a", "b"])}, 0, 3)
+    assert [d["k"] for d in await read_models.list("p")] == ["a", "b", "c"]
+    assert [d["k"] for d in await read_models.list("p", limit=1, offset=1)] == ["b"]
+
+
+async def test_changed_after_returns_current_docs_in_position_order(read_models: ReadModelStore) -> None:
+    await read_models.commit("p", {"a": (1, {"v": 1}), "b": (2, {"v": 1})}, 0, 2)
+    await read_models.commit("p", {"a": (3, {"v": 2})}, 2, 3)
+    changed = await read_models.changed_after("p", 1)
+    assert [(c.key, c.position, c.doc) for c in changed] == [("b", 2, {"v": 1}), ("a", 3, {"v": 2})]
+    only_a = await read_models.changed_after("p", 0, key="a")
+    assert [(c.key, c.position) for c in only_a] == [("a", 3)]
+
+
+async def test_projections_are_isolated_and_drop_resets(read_models: ReadModelStore) -> None:
+    await read_models.commit("p", {"a": (1, {"n": 1})}, 0, 1)
+    await read_models.commit("q", {"a": (1, {"n": 2})}, 0, 1)
+    await read_models.drop("p")
+    assert await read_models.dump("p") == {}
+    assert await read_models.get_checkpoint("p") == 0
+    assert await read_models.dump("q") == {"a": {"n": 2}}
+
+
+async def test_plain_checkpoints(read_models: ReadModelStore) -> None:
+    await read_models.set_checkpoint("supervisor", 7)
+    await read_models.set_checkpoint("supervisor", 9)
+    assert await read_models.get_checkpoint("supervisor") == 9
+
+
+async def test_nested_documents_round_trip(read_models: ReadModelStore) -> None:
+    doc = {"list": [1, 2.5, "x", None, {"deep": [True]}], "map": {"k": {"v": 1}}}
+    await read_models.commit("p", {"a": (1, doc)}, 0, 1)
+    assert await read_models.get("p", "a") == doc
