@@ -78,7 +78,7 @@ class SqliteReadModelStore:
         )
         return {k: orjson.loads(d) for k, d in rows}
 
-    async def list(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
+    async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
         rows = await asyncio.to_thread(
             self._rows,
             "SELECT doc FROM read_models WHERE projection = ? ORDER BY key LIMIT ? OFFSET ?",
@@ -87,7 +87,9 @@ class SqliteReadModelStore:
         return [orjson.loads(r[0]) for r in rows]
 
     async def count(self, projection: str) -> int:
-        rows = await asyncio.to_thread(self._rows, "SELECT count(*) FROM read_models WHERE projection = ?", (projection,))
+        rows = await asyncio.to_thread(
+            self._rows, "SELECT count(*) FROM read_models WHERE projection = ?", (projection,)
+        )
         return int(rows[0][0])
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:

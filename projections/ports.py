@@ -27,7 +27,7 @@ class ReadModelStore(Protocol):
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]: ...
 
-    async def list(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
+    async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
         """Documents ordered by key."""
         ...
 

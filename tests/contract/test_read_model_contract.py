@@ -39,8 +39,8 @@ async def test_delete_by_none_doc(read_models: ReadModelStore) -> None:
 
 async def test_list_is_ordered_by_key_and_paged(read_models: ReadModelStore) -> None:
     await read_models.commit("p", {k: (i + 1, {"k": k}) for i, k in enumerate(["c", "a", "b"])}, 0, 3)
-    assert [d["k"] for d in await read_models.list("p")] == ["a", "b", "c"]
-    assert [d["k"] for d in await read_models.list("p", limit=1, offset=1)] == ["b"]
+    assert [d["k"] for d in await read_models.list_docs("p")] == ["a", "b", "c"]
+    assert [d["k"] for d in await read_models.list_docs("p", limit=1, offset=1)] == ["b"]
 
 
 async def test_changed_after_returns_current_docs_in_position_order(read_models: ReadModelStore) -> None:

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): commands, queries, live push. Depends on ports, never on adapters."""

@@ -1,0 +1,38 @@
+"""The FastAPI application: routers, error handlers, and the container's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import clients, events, health, jobs, live
+from flp.wiring import Container
+
+
+def create_app(container: Container, *, manage_lifespan: bool = True) -> FastAPI:
+    """An app serving `container`. With `manage_lifespan` the app starts/stops the container."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_lifespan:
+            await container.start()
+        try:
+            yield
+        finally:
+            if manage_lifespan:
+                await container.stop()
+
+    app = FastAPI(
+        title="flp",
+        version="0.1.0",
+        summary="Event-sourced federated learning platform: commands, queries, history and live push.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    for router in (jobs.router, clients.router, events.router, live.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,169 @@
+"""Job commands and queries: /jobs..."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import ContainerDep, ContextDep, IdempotencyKey, IfMatch
+from api.errors import NotFound
+from api.schemas import (
+    CommandAccepted,
+    EventOut,
+    EventPage,
+    JoinRequest,
+    Page,
+    ReasonRequest,
+    StartJobRequest,
+    StateAt,
+)
+from commands.handlers import CommandResult
+from domain import commands as c
+from domain.events import JobConfig
+from domain.training_job import stream_id
+from flp.wiring import Container
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_length=128)]
+
+
+async def accepted(container: Container, result: CommandResult) -> CommandAccepted:
+    """Answer once the projections show the command's effect (read-your-writes for callers)."""
+    position = result.events[-1].position if result.events else None
+    if position is not None:
+        with contextlib.suppress(TimeoutError):  # the events are stored; dashboards will catch up
+            await container.projections.wait_for(position, timeout=5.0)
+    return CommandAccepted(
+        stream_id=result.stream_id,
+        version=result.version,
+        position=position,
+        duplicate=result.duplicate,
+        events=[EventOut.of(e) for e in result.events],
+    )
+
+
+async def execute(
+    container: Container, job_id: str, command: c.JobCommand, ctx: Any, key: str | None, if_match: int | None
+) -> CommandAccepted:
+    result = await container.jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
+    return await accepted(container, result)
+
+
+@router.post("", status_code=201, response_model=CommandAccepted, summary="Start a training job")
+async def start_job(
+    body: StartJobRequest, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+) -> CommandAccepted:
+    job_id = body.job_id or uuid.uuid4().hex[:12]
+    config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
+    return await execute(container, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None)
+
+
+@router.post("/{job_id}/cancel", response_model=CommandAccepted, summary="Cancel a job")
+async def cancel_job(
+    job_id: JobId,
+    container: ContainerDep,
+    ctx: ContextDep,
+    body: ReasonRequest | None = None,
+    key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> CommandAccepted:
+    reason = body.reason if body else "cancelled by request"
+    return await execute(container, job_id, c.CancelJob(reason=reason), ctx, key, if_match)
+
+
+@router.post("/{job_id}/clients", response_model=CommandAccepted, summary="A client joins the job")
+async def join_job(
+    job_id: JobId, body: JoinRequest, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+) -> CommandAccepted:
+    return await execute(container, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
+
+
+@router.post("/{job_id}/rounds", response_model=CommandAccepted, summary="Record a round's results")
+async def record_round(
+    job_id: JobId,
+    body: c.RecordRoundResult,
+    container: ContainerDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> CommandAccepted:
+    return await execute(container, job_id, body, ctx, key, if_match)
+
+
+@router.post("/{job_id}/start", response_model=CommandAccepted, summary="Mark the job's FL run as started")
+async def mark_started(
+    job_id: JobId, body: c.MarkJobStarted, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+) -> CommandAccepted:
+    return await execute(container, job_id, body, ctx, key, None)
+
+
+@router.post("/{job_id}/complete", response_model=CommandAccepted, summary="Complete the job")
+async def complete_job(
+    job_id: JobId, body: c.CompleteJob, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+) -> CommandAccepted:
+    return await execute(container, job_id, body, ctx, key, None)
+
+
+@router.post("/{job_id}/fail", response_model=CommandAccepted, summary="Fail the job")
+async def fail_job(
+    job_id: JobId, body: c.FailJob, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+) -> CommandAccepted:
+    return await execute(container, job_id, body, ctx, key, None)
+
+
+@router.get("", response_model=Page, summary="The job board")
+async def list_jobs(
+    container: ContainerDep,
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page:
+    rm = container.read_models
+    if status is None:
+        return Page(
+            items=await rm.list_docs("job_board", limit, offset),
+            total=await rm.count("job_board"),
+            limit=limit,
+            offset=offset,
+        )
+    everything = [d for d in await rm.list_docs("job_board", 10_000_000, 0) if d.get("status") == status]
+    return Page(items=everything[offset : offset + limit], total=len(everything), limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=dict[str, Any], summary="One job in detail")
+async def get_job(job_id: JobId, container: ContainerDep) -> dict[str, Any]:
+    doc = await container.read_models.get("job_detail", job_id)
+    if doc is None:
+        raise NotFound(f"job {job_id} not found")
+    return doc
+
+
+@router.get("/{job_id}/events", response_model=EventPage, summary="The job's full history")
+async def job_events(
+    job_id: JobId,
+    container: ContainerDep,
+    from_version: Annotated[int, Query(ge=1, le=2**53)] = 1,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> EventPage:
+    events = await container.store.read_stream(stream_id(job_id), from_version, from_version + limit - 1)
+    if not events and from_version == 1:
+        raise NotFound(f"job {job_id} not found")
+    more = len(events) == limit and await container.store.stream_version(stream_id(job_id)) > events[-1].version
+    return EventPage(items=[EventOut.of(e) for e in events], next=events[-1].version + 1 if more else None)
+
+
+@router.get("/{job_id}/state", response_model=StateAt, summary="The job's state as of a version")
+async def job_state(
+    job_id: JobId,
+    container: ContainerDep,
+    response: Response,
+    version: Annotated[int | None, Query(ge=1, le=2**53, description="default: current")] = None,
+) -> StateAt:
+    at, state = await container.jobs.state_at(job_id, version)
+    if at == 0:
+        raise NotFound(f"job {job_id} not found")
+    response.headers["ETag"] = str(at)
+    return StateAt(stream_id=stream_id(job_id), version=at, state=state.to_dict())

@@ -1,0 +1,88 @@
+"""Live push by Server-Sent Events. Each message's id is the position of the event that caused
+the change; reconnecting with Last-Event-ID first replays every document changed since."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.deps import ContainerDep
+from api.errors import NotFound
+from api.routes.jobs import JobId
+from flp.wiring import Container
+from projections.ports import DocChange
+
+router = APIRouter(prefix="/live", tags=["live"])
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
+
+
+def _message(change: DocChange) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=orjson.dumps({"key": change.key, "doc": change.doc}).decode(),
+        event=change.projection,
+        id=str(change.position),
+    )
+
+
+def _resume_from(header: str | None, query: int | None) -> int:
+    if query is not None:
+        return query
+    if header and header.isdigit():
+        return int(header)
+    return 0
+
+
+async def _stream(
+    request: Request, container: Container, projection: str, key: str | None, after: int
+) -> AsyncIterator[ServerSentEvent]:
+    queue = container.live.subscribe()
+    try:
+        sent = after
+        for missed in await container.read_models.changed_after(projection, after, key):
+            yield _message(missed)
+            sent = max(sent, missed.position)
+        while not await request.is_disconnected():
+            try:
+                change = await asyncio.wait_for(queue.get(), timeout=15.0)
+            except TimeoutError:
+                continue  # sse-starlette sends keep-alive pings on its own
+            if change is None:
+                return  # too slow: the client reconnects with Last-Event-ID
+            if change.projection != projection or (key is not None and change.key != key):
+                continue
+            if change.position <= sent:
+                continue
+            yield _message(change)
+            sent = change.position
+    finally:
+        container.live.unsubscribe(queue)
+
+
+@router.get("/jobs", summary="Job board changes as they happen (SSE)")
+async def live_jobs(
+    request: Request,
+    container: ContainerDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    start = _resume_from(last_event_id, after)
+    return EventSourceResponse(_stream(request, container, "job_board", None, start), ping=10)
+
+
+@router.get("/jobs/{job_id}", summary="One job's detail changes as they happen (SSE)")
+async def live_job(
+    job_id: JobId,
+    request: Request,
+    container: ContainerDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    if await container.read_models.get("job_detail", job_id) is None:
+        raise NotFound(f"job {job_id} not found")
+    start = _resume_from(last_event_id, after)
+    return EventSourceResponse(_stream(request, container, "job_detail", job_id, start), ping=10)

@@ -1,0 +1,121 @@
+"""Builds the platform from settings: ports bound to adapters, services started and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.live_hub import LiveHub
+from adapters.sqlite_event_store import SqliteEventStore
+from adapters.sqlite_read_models import SqliteReadModelStore
+from commands.handlers import CLIENT, TRAINING_JOB, CommandHandler
+from commands.ports import EventStore
+from domain.client import ClientState
+from domain.commands import ClientCommand, JobCommand
+from domain.training_job import JobState
+from flp.settings import Settings
+from projections.ports import ReadModelStore
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackgroundService:
+    """A long-running task owned by the container (projection runner, relay, supervisor...)."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]] | None = None
+    info: Callable[[], dict[str, Any]] | None = None  # shown by the health endpoint
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: EventStore
+    read_models: ReadModelStore
+    jobs: CommandHandler[JobCommand, JobState]
+    clients: CommandHandler[ClientCommand, ClientState]
+    projections: ProjectionRunner
+    live: LiveHub
+    services: list[BackgroundService] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)  # optional parts: artifacts, relay, supervisor
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Catch the projections up, then start every background service."""
+        await self.projections.catch_up(self.store)
+        for service in self.services:
+            self._tasks.append(asyncio.create_task(self._supervise(service), name=service.name))
+
+    async def _supervise(self, service: BackgroundService) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await service.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("service %s crashed; restarting in %.1fs", service.name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            if service.stop is not None:
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("stopping %s failed", service.name)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.read_models.close()
+        await self.store.close()
+
+
+async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
+    url = settings.resolved_store_url()
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        store = await SqliteEventStore(path, settings.sqlite_synchronous).open()
+        read_models = await SqliteReadModelStore(
+            path.with_name(path.stem + "-read-models.db"), settings.sqlite_synchronous
+        ).open()
+        return store, read_models
+    raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
+
+
+async def build_container(settings: Settings | None = None, *, with_runtime: bool = True) -> Container:
+    """The platform's object graph. `with_runtime=False` leaves out the Flower runtime and the
+    Kafka relay (for one-shot CLI commands against the data dir)."""
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store, read_models = await open_stores(settings)
+    live = LiveHub()
+    runner = ProjectionRunner(read_models, all_projections(), [live.publish])
+    container = Container(
+        settings=settings,
+        store=store,
+        read_models=read_models,
+        jobs=CommandHandler(store, TRAINING_JOB),
+        clients=CommandHandler(store, CLIENT),
+        projections=runner,
+        live=live,
+    )
+    container.services.append(BackgroundService("projections", lambda: runner.run(store)))
+    if with_runtime:
+        _add_runtime_services(container)
+    return container
+
+
+def _add_runtime_services(container: Container) -> None:
+    """Optional services: the Flower job supervisor and the Kafka relay join here."""
