@@ -14,7 +14,9 @@ class Settings(BaseSettings):
 
     # storage
     data_dir: Path = Path(".flp")
-    store_url: str | None = Field(default=None, description="sqlite:///path or mongodb://...; default sqlite in data_dir")
+    store_url: str | None = Field(
+        default=None, description="sqlite:///path or mongodb://...; default sqlite in data_dir"
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     mongodb_database: str | None = None
     mongodb_write_concern: str = "majority"

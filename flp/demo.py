@@ -1,0 +1,115 @@
+"""`flp demo` / `make demo`: the platform's main job, end to end, on the embedded default.
+
+It starts the platform (API, projections, live push and, when available, the Flower runtime),
+starts a job through the real HTTP API and follows its progress over the live SSE stream, then
+prints the job board and the job's full history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flp.api_client import auth_headers
+from flp.output import console, fmt_metrics, history_table, job_board_table
+from flp.server import running_server
+from flp.settings import Settings
+from flp.sse_client import read_sse
+
+TERMINAL = {"completed", "failed", "cancelled"}
+DEMO_JOB: dict[str, Any] = {
+    "name": "digits-fedavg",
+    "model": "mlp",
+    "strategy": "fedavg",
+    "rounds": 5,
+    "min_clients": 3,
+    "num_clients": 3,
+    "partitioning": "iid",
+    "seed": 42,
+    "hyperparameters": {"lr": 0.1, "batch_size": 32, "local_epochs": 1},
+}
+
+
+async def scripted_rounds(http: httpx.AsyncClient, job_id: str, rounds: int, clients: list[str]) -> None:
+    """Plays the FL runtime's part over the API when no Flower runtime is configured."""
+    rng = random.Random(42)
+    for client_id in clients:
+        (await http.post(f"/jobs/{job_id}/clients", json={"client_id": client_id})).raise_for_status()
+    accuracy = 0.5
+    for rnd in range(1, rounds + 1):
+        accuracy = min(0.99, accuracy + rng.uniform(0.05, 0.12))
+        body = {
+            "round": rnd,
+            "results": [
+                {"client_id": c, "num_examples": 480, "metrics": {"train_loss": round(1.5 / rnd, 4)}} for c in clients
+            ],
+            "train_metrics": {"train_loss": round(1.5 / rnd, 4)},
+            "central_metrics": {"accuracy": round(accuracy, 4), "loss": round(1.2 / rnd, 4)},
+            "duration_s": 0.1,
+        }
+        headers = {"Idempotency-Key": f"job-{job_id}-round-{rnd}"}
+        (await http.post(f"/jobs/{job_id}/rounds", json=body, headers=headers)).raise_for_status()
+        await asyncio.sleep(0.2)
+    final = {"accuracy": round(accuracy, 4)}
+    (await http.post(f"/jobs/{job_id}/complete", json={"final_metrics": final})).raise_for_status()
+
+
+async def follow_job(http: httpx.AsyncClient, job_id: str, rounds: int) -> dict[str, Any]:
+    """Show a progress bar driven by the job's live stream until the job ends."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"job {job_id}", total=rounds, info="waiting for the first round")
+        shown = 0
+        async for message in read_sse(http, f"/live/jobs/{job_id}"):
+            doc = message.data["doc"]
+            for r in doc["rounds"]:
+                if r.get("completed") and r["round"] > shown:
+                    shown = r["round"]
+                    metrics = {**r.get("evaluate_metrics", {}), **r.get("central_metrics", {})}
+                    progress.console.print(f"  round {shown}/{rounds}: {fmt_metrics(metrics)}")
+                    progress.update(task, completed=shown, info=fmt_metrics(r.get("central_metrics", {})))
+            if doc["status"] in TERMINAL:
+                progress.update(task, info=doc["status"])
+                return dict(doc)
+    raise RuntimeError("live stream ended before the job finished")
+
+
+async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
+    async with running_server(settings) as srv:
+        console.print(f"[bold green]flp is up[/bold green] at {srv.url}  (API docs: {srv.url}/docs)")
+        console.print(f"data dir: {settings.data_dir.resolve()}")
+        flower = "supervisor" in srv.container.extras
+        async with httpx.AsyncClient(base_url=srv.url, headers=auth_headers(settings), timeout=60.0) as http:
+            body = {**DEMO_JOB, "runtime": "flower" if flower else "external"}
+            created = (await http.post("/jobs", json=body)).raise_for_status().json()
+            job_id = created["events"][0]["data"]["job_id"]
+            console.print(f"started job [bold]{job_id}[/bold] ({'Flower' if flower else 'scripted'} runtime)")
+            console.print(f"watch it live: curl -N {srv.url}/live/jobs/{job_id}")
+            driver = None
+            if not flower:
+                driver = asyncio.create_task(
+                    scripted_rounds(http, job_id, body["rounds"], ["edge-1", "edge-2", "edge-3"])
+                )
+            detail = await follow_job(http, job_id, body["rounds"])
+            if driver is not None:
+                await driver
+            board = (await http.get("/jobs")).json()["items"]
+            history = (await http.get(f"/jobs/{job_id}/events")).json()["items"]
+        console.print(job_board_table(board))
+        console.print(history_table(history, f"History of job {job_id}"))
+        final = detail.get("final_metrics") or {}
+        console.print(f"job {job_id} {detail['status']}; final metrics: {fmt_metrics(final) or '-'}")
+        console.print(f"read its history again: flp job history {job_id}   (or GET {srv.url}/jobs/{job_id}/events)")
+        if keep_serving:
+            console.print("serving until Ctrl-C")
+            await asyncio.Event().wait()
+        return 0 if detail["status"] == "completed" else 1

@@ -1,0 +1,69 @@
+"""Serving the platform: uvicorn around the app, in the foreground or as a task (demo, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from api.app import create_app
+from flp.settings import Settings
+from flp.wiring import Container, build_container
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class RunningServer:
+    url: str
+    container: Container
+    server: uvicorn.Server
+
+
+async def serve_forever(settings: Settings) -> None:
+    container = await build_container(settings)
+    config = uvicorn.Config(
+        create_app(container), host=settings.api_host, port=settings.api_port, log_level="info", lifespan="on"
+    )
+    await uvicorn.Server(config).serve()
+
+
+@asynccontextmanager
+async def running_server(settings: Settings, *, port: int | None = None) -> AsyncIterator[RunningServer]:
+    """Start the platform on a port (a free one if the configured port is taken) and stop it after."""
+    host = settings.api_host
+    chosen = port or (settings.api_port if port_is_free(host, settings.api_port) else free_port(host))
+    url = f"http://{host}:{chosen}"
+    if settings.public_url is None:
+        settings = settings.model_copy(update={"public_url": url})
+    container = await build_container(settings)
+    config = uvicorn.Config(create_app(container), host=host, port=chosen, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the API server stopped during start-up")
+            await asyncio.sleep(0.02)
+        yield RunningServer(url, container, server)
+    finally:
+        server.should_exit = True
+        await task
