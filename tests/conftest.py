@@ -1,0 +1,62 @@
+"""Shared fixtures: a platform container on a temporary data dir and an HTTP client for its API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+
+from api.app import create_app  # noqa: E402
+from flp.settings import Settings  # noqa: E402
+from flp.wiring import Container, build_container  # noqa: E402
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-default settings on a private data dir, without the Flower runtime."""
+    return Settings(data_dir=tmp_path / "flp", flower_mode="off", api_port=0)
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    c = await build_container(settings)
+    await c.start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """The real ASGI app over httpx (no network), bound to `container`."""
+    app = create_app(container, manage_lifespan=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://flp.test") as client:
+        yield client
+
+
+def job_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": "test-job",
+        "rounds": 3,
+        "min_clients": 2,
+        "num_clients": 3,
+        "runtime": "external",
+    }
+    body.update(overrides)
+    return body
+
+
+def round_body(rnd: int, clients: tuple[str, ...] = ("a", "b"), **overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "round": rnd,
+        "results": [{"client_id": c, "num_examples": 100, "metrics": {"loss": 1.0 / rnd}} for c in clients],
+        "central_metrics": {"accuracy": 0.5 + rnd / 10},
+    }
+    body.update(overrides)
+    return body
