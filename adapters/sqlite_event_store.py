@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from adapters.commit_signal import CommitSignal
+from adapters.sqlite_threads import SqliteThreads, connect
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
 from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, canonical_json, chain_hash
 
@@ -58,14 +59,6 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     )
 
 
-def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 @dataclass(slots=True)
 class _Append:
     stream_id: str
@@ -83,9 +76,7 @@ class SqliteEventStore:
         self._writer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signal: CommitSignal | None = None
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._reads: SqliteThreads | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -93,6 +84,7 @@ class SqliteEventStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         self._signal = CommitSignal()
+        self._reads = SqliteThreads(self.path, self._synchronous, query_only=True)
         conn = connect(self.path, self._synchronous)
         conn.executescript(SCHEMA)
         head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
@@ -106,10 +98,9 @@ class SqliteEventStore:
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        if self._reads is not None:
+            await self._reads.close()
+            self._reads = None
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -212,13 +203,31 @@ class SqliteEventStore:
                 prev_hash, req.stream_id, version, new.event_id, new.type, new.schema_version, new.data, metadata
             )
             rows_out.append(
-                (head, req.stream_id, version, new.event_id, new.type, new.schema_version, data_json, meta_json,
-                 prev_hash, digest)
+                (
+                    head,
+                    req.stream_id,
+                    version,
+                    new.event_id,
+                    new.type,
+                    new.schema_version,
+                    data_json,
+                    meta_json,
+                    prev_hash,
+                    digest,
+                )
             )
             recorded.append(
                 RecordedEvent(
-                    new.event_id, req.stream_id, version, head, new.type, new.schema_version, new.data, metadata,
-                    prev_hash, digest,
+                    new.event_id,
+                    req.stream_id,
+                    version,
+                    head,
+                    new.type,
+                    new.schema_version,
+                    new.data,
+                    metadata,
+                    prev_hash,
+                    digest,
                 )
             )
             prev_hash = digest
@@ -237,62 +246,46 @@ class SqliteEventStore:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, self._synchronous)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+    @property
+    def _pool(self) -> SqliteThreads:
+        if self._reads is None:
+            raise RuntimeError("event store is not open")
+        return self._reads
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return self._reader().execute(sql, params).fetchall()
+    async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
+        def find(conn: sqlite3.Connection) -> AppendResult | None:
+            row = conn.execute(
+                "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            if row is None:
+                return None
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position", (row[1], row[2])
+            ).fetchall()
+            return AppendResult(row[0], row[3], [_row_to_event(r) for r in rows], duplicate=True)
+
+        return await self._pool.run(find)
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         upper = to_version if to_version is not None else 2**62
-        rows = await asyncio.to_thread(
-            self._query,
-            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version",
-            (stream_id, from_version, upper),
+        sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version"
+        return await self._pool.run(
+            lambda conn: [_row_to_event(r) for r in conn.execute(sql, (stream_id, from_version, upper))]
         )
-        return [_row_to_event(r) for r in rows]
-
-    async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
-        return await asyncio.to_thread(self._find_idempotent_sync, idempotency_key)
-
-    def _find_idempotent_sync(self, key: str) -> AppendResult | None:
-        conn = self._reader()
-        row = conn.execute(
-            "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?", (key,)
-        ).fetchone()
-        if row is None:
-            return None
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position", (row[1], row[2])
-        ).fetchall()
-        return AppendResult(row[0], row[3], [_row_to_event(r) for r in rows], duplicate=True)
 
     async def stream_version(self, stream_id: str) -> int:
-        rows = await asyncio.to_thread(
-            self._query, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-        )
+        rows = await self._pool.query("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,))
         return int(rows[0][0])
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        return await asyncio.to_thread(self._read_all_sync, after_position, limit)
-
-    def _read_all_sync(self, after_position: int, limit: int) -> list[RecordedEvent]:
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?", (after_position, limit)
-        )
-        return [_row_to_event(r) for r in rows]
+        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        return await self._pool.run(lambda conn: [_row_to_event(r) for r in conn.execute(sql, (after_position, limit))])
 
     async def head_position(self) -> int:
-        rows = await asyncio.to_thread(self._query, "SELECT coalesce(max(position), 0) FROM events", ())
+        rows = await self._pool.query("SELECT coalesce(max(position), 0) FROM events")
         return int(rows[0][0])
 
     async def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:

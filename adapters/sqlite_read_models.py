@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from adapters.sqlite_event_store import connect
+from adapters.sqlite_threads import SqliteThreads
 from projections.ports import Doc, DocChange
 
 SCHEMA = """
@@ -34,62 +32,42 @@ class SqliteReadModelStore:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self._synchronous = synchronous
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._pool = SqliteThreads(self.path, synchronous)
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(lambda: self._conn().executescript(SCHEMA))
+        await self._pool.run(lambda conn: conn.executescript(SCHEMA))
         return self
 
     async def close(self) -> None:
-        with self._lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
+        await self._pool.close()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, self._synchronous)
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return self._conn().execute(sql, params).fetchall()
+    async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._pool.query(sql, params)
 
     async def get(self, projection: str, key: str) -> Doc | None:
-        rows = await asyncio.to_thread(
-            self._rows, "SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key)
-        )
+        rows = await self._rows("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
         return orjson.loads(rows[0][0]) if rows else None
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        rows = await asyncio.to_thread(
-            self._rows,
+        rows = await self._rows(
             f"SELECT key, doc FROM read_models WHERE projection = ? AND key IN ({marks})",
             (projection, *keys),
         )
         return {k: orjson.loads(d) for k, d in rows}
 
     async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
-        rows = await asyncio.to_thread(
-            self._rows,
+        rows = await self._rows(
             "SELECT doc FROM read_models WHERE projection = ? ORDER BY key LIMIT ? OFFSET ?",
             (projection, limit, offset),
         )
         return [orjson.loads(r[0]) for r in rows]
 
     async def count(self, projection: str) -> int:
-        rows = await asyncio.to_thread(
-            self._rows, "SELECT count(*) FROM read_models WHERE projection = ?", (projection,)
-        )
+        rows = await self._rows("SELECT count(*) FROM read_models WHERE projection = ?", (projection,))
         return int(rows[0][0])
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:
@@ -98,16 +76,15 @@ class SqliteReadModelStore:
         if key is not None:
             sql += " AND key = ?"
             params += (key,)
-        rows = await asyncio.to_thread(self._rows, sql + " ORDER BY position", params)
+        rows = await self._rows(sql + " ORDER BY position", params)
         return [DocChange(projection, k, p, orjson.loads(d)) for k, p, d in rows]
 
     async def get_checkpoint(self, name: str) -> int:
-        rows = await asyncio.to_thread(self._rows, "SELECT position FROM checkpoints WHERE name = ?", (name,))
+        rows = await self._rows("SELECT position FROM checkpoints WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 0
 
     async def set_checkpoint(self, name: str, position: int) -> None:
-        await asyncio.to_thread(
-            self._rows,
+        await self._rows(
             "INSERT INTO checkpoints (name, position) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (name, position),
@@ -116,12 +93,18 @@ class SqliteReadModelStore:
     async def commit(
         self, projection: str, changes: Mapping[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
     ) -> bool:
-        return await asyncio.to_thread(self._commit_sync, projection, dict(changes), from_checkpoint, to_checkpoint)
+        return await self._pool.run(
+            lambda conn: self._commit_sync(conn, projection, dict(changes), from_checkpoint, to_checkpoint)
+        )
 
     def _commit_sync(
-        self, projection: str, changes: dict[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
+        self,
+        conn: sqlite3.Connection,
+        projection: str,
+        changes: dict[str, tuple[int, Doc | None]],
+        from_checkpoint: int,
+        to_checkpoint: int,
     ) -> bool:
-        conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT position FROM checkpoints WHERE name = ?", (projection,)).fetchone()
@@ -153,17 +136,14 @@ class SqliteReadModelStore:
             raise
 
     async def drop(self, projection: str) -> None:
-        def run() -> None:
-            conn = self._conn()
+        def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM read_models WHERE projection = ?", (projection,))
             conn.execute("DELETE FROM checkpoints WHERE name = ?", (projection,))
             conn.execute("COMMIT")
 
-        await asyncio.to_thread(run)
+        await self._pool.run(run)
 
     async def dump(self, projection: str) -> dict[str, Doc]:
-        rows = await asyncio.to_thread(
-            self._rows, "SELECT key, doc FROM read_models WHERE projection = ? ORDER BY key", (projection,)
-        )
+        rows = await self._rows("SELECT key, doc FROM read_models WHERE projection = ? ORDER BY key", (projection,))
         return {k: orjson.loads(d) for k, d in rows}
