@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import clients, events, health, jobs, live
+from api.routes import artifacts, clients, events, health, jobs, live
 from flp.wiring import Container
 
 
@@ -33,6 +33,6 @@ def create_app(container: Container, *, manage_lifespan: bool = True) -> FastAPI
     )
     app.state.container = container
     install_error_handlers(app)
-    for router in (jobs.router, clients.router, events.router, live.router, health.router):
+    for router in (jobs.router, artifacts.router, clients.router, events.router, live.router, health.router):
         app.include_router(router)
     return app

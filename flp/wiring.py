@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.artifacts_fs import FsArtifactStore
 from adapters.live_hub import LiveHub
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
@@ -111,6 +112,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         projections=runner,
         live=live,
     )
+    container.extras["artifacts"] = FsArtifactStore(settings.artifacts_dir)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
     if with_runtime:
         _add_runtime_services(container)
@@ -119,3 +121,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
 
 def _add_runtime_services(container: Container) -> None:
     """Optional services: the Flower job supervisor and the Kafka relay join here."""
+    if container.settings.flower_mode != "off":
+        from fl_runtime.service import add_flower_runtime
+
+        add_flower_runtime(container)

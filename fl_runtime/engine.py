@@ -1,0 +1,165 @@
+"""Flower engines by `FLP_FLOWER_MODE`: the SuperLink (and SuperNodes) the platform runs jobs on.
+
+- `simulation`: the platform owns a local SuperLink in simulation mode; each run simulates
+  `num_clients` SuperNodes (Ray), `partition-id`/`num-partitions` set by Flower.
+- `deployment`: the platform owns a SuperLink plus N SuperNodes, real processes on loopback,
+  each with node config `partition-id=i num-partitions=N`.
+- `remote`: an existing SuperLink at `FLP_FLOWER_SUPERLINK` (real devices); nothing is started.
+
+Owned processes get an isolated FLWR_HOME under the data dir, free loopback ports (never 8000),
+no runtime dependency installation, no update check or telemetry, and are stopped with the
+platform (see `fl_runtime.processes`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from flwr.proto.federation_config_pb2 import SimulationConfig
+
+from fl_runtime.processes import ManagedProcess, free_port
+
+EngineMode = Literal["simulation", "deployment", "remote"]
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class EngineConfig:
+    mode: EngineMode
+    data_dir: Path
+    supernodes: int = 3
+    remote_superlink: str | None = None
+    host: str = "127.0.0.1"
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """Environment for every Flower process: isolated home, venv tools first on PATH, quiet."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
+            "FLWR_HOME": str(flwr_home),
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).is_success
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class FlowerEngine:
+    """Starts/stops the Flower processes of one mode; tells where the Control API is."""
+
+    config: EngineConfig
+    processes: list[ManagedProcess] = field(default_factory=list)
+    control_address: str = ""
+
+    @property
+    def mode(self) -> EngineMode:
+        return self.config.mode
+
+    @property
+    def root(self) -> Path:
+        return self.config.data_dir / "flower"
+
+    def start(self) -> None:
+        """Blocking: start and health-check the owned processes (nothing for `remote`)."""
+        if self.mode == "remote":
+            if not self.config.remote_superlink:
+                raise ValueError("FLP_FLOWER_MODE=remote needs FLP_FLOWER_SUPERLINK=host:port")
+            self.control_address = self.config.remote_superlink
+            return
+        home = self.root / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = flower_env(home)
+        host = self.config.host
+        port = free_port(host)
+        argv = [
+            "flower-superlink",
+            "--insecure",
+            "--isolation",
+            "subprocess",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--database",
+            str(self.root / f"superlink-{self.mode}.db"),
+            "--disable-runtime-dependency-installation",
+        ]
+        if self.mode == "simulation":
+            argv.append("--simulation")
+        superlink = ManagedProcess("superlink", argv, env, self.root / "logs" / "superlink.log", cwd=self.root)
+        self.processes.append(superlink)
+        superlink.start()
+        try:
+            superlink.wait_healthy(lambda: _healthy(f"http://{host}:{port}/health"), STARTUP_TIMEOUT_S)
+            self.control_address = f"{host}:{port}"
+            if self.mode == "deployment":
+                self._start_supernodes(env, host, port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
+        n = self.config.supernodes
+        for i in range(n):
+            port = free_port(host)
+            argv = [
+                "flower-supernode",
+                "--insecure",
+                "--superlink",
+                f"{host}:{superlink_port}",
+                "--node-config",
+                f"partition-id={i} num-partitions={n}",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ]
+            node = ManagedProcess(f"supernode-{i}", argv, env, self.root / "logs" / f"supernode-{i}.log", self.root)
+            self.processes.append(node)
+            node.start()
+        for node in self.processes[1:]:
+            node.wait_healthy(lambda: True, 1.0)  # started and still alive
+
+    def simulation_config(self, num_clients: int) -> SimulationConfig | None:
+        """Per-run federation settings: the simulated SuperNodes (simulation mode only)."""
+        if self.mode != "simulation":
+            return None
+        cpus = os.cpu_count() or 1
+        return SimulationConfig(
+            num_supernodes=num_clients,
+            client_resources_num_cpus=1,
+            client_resources_num_gpus=0.0,
+            backend="ray",
+            init_args_num_cpus=cpus,
+            init_args_num_gpus=0,
+            init_args_logging_level="ERROR",
+            init_args_log_to_driver=False,
+            verbose=False,
+        )
+
+    def owned_pids(self) -> list[int]:
+        """Every live process the engine started, with all descendants (incl. Ray's)."""
+        return [pid for proc in self.processes for pid in proc.tree()]
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()

@@ -1,0 +1,62 @@
+"""What happened in one round, collected from the strategy's hooks; becomes RecordRoundResult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.common.constant import ErrorCode
+
+ERROR_NAMES: dict[int, str] = {
+    value: name for name, value in vars(ErrorCode).items() if name.isupper() and isinstance(value, int)
+}
+SILENT_CODE = "NO_REPLY"
+
+
+def client_id(node_id: int) -> str:
+    return f"node-{node_id}"
+
+
+def error_name(code: int) -> str:
+    return ERROR_NAMES.get(code, f"ERROR_{code}")
+
+
+@dataclass
+class RoundLog:
+    round: int
+    started: float
+    sampled: list[int] = field(default_factory=list)
+    results: dict[int, tuple[int, dict[str, float]]] = field(default_factory=dict)
+    failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    evaluate_metrics: dict[str, float] = field(default_factory=dict)
+    central_metrics: dict[str, float] = field(default_factory=dict)
+
+    def mark_silent(self, replied: set[int], timeout_s: float) -> None:
+        """Sampled nodes that neither replied nor errored: silent until the reply timeout."""
+        for node in self.sampled:
+            if node not in replied and node not in self.failures:
+                self.failures[node] = (SILENT_CODE, f"no reply within {timeout_s:g}s")
+
+    def failure_summary(self) -> str:
+        return "; ".join(f"{client_id(n)}: {code}: {reason}" for n, (code, reason) in sorted(self.failures.items()))
+
+    def to_command(self, duration_s: float, model_sha256: str | None) -> dict[str, Any]:
+        """The RecordRoundResult command body."""
+        return {
+            "round": self.round,
+            "sampled": len(self.sampled),
+            "results": [
+                {"client_id": client_id(n), "num_examples": num, "metrics": metrics}
+                for n, (num, metrics) in sorted(self.results.items())
+            ],
+            "failures": [
+                {"client_id": client_id(n), "code": code, "reason": reason[:2000]}
+                for n, (code, reason) in sorted(self.failures.items())
+            ],
+            "train_metrics": self.train_metrics,
+            "evaluate_metrics": self.evaluate_metrics,
+            "central_metrics": self.central_metrics,
+            "duration_s": round(max(duration_s, 0.0), 6),
+            "model_sha256": model_sha256,
+        }

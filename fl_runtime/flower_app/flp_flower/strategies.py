@@ -1,0 +1,156 @@
+"""FedAvg / FedProx / FedAdam that record every round (sampled, replies, failures, metrics).
+
+`RecordingFedAvg` overrides the hooks `Strategy.start` calls per round; the subclasses put it in
+front of Flower's FedProx / FedAdam in the MRO, so the algorithms stay Flower's own. Replies are
+aggregated in partition order, so the same seed gives bit-identical models and metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+
+from flp_flower.round_log import RoundLog, error_name
+from flp_flower.settings import RunSettings
+
+PARTITION_KEY = "partition-id"
+WEIGHT_KEY = "num-examples"
+
+
+class NotEnoughClients(RuntimeError):
+    """A round cannot go on: fewer nodes than the job's minimum are available or replied."""
+
+
+def aggregate_without_partition(records: list[RecordDict], weight_key: str) -> MetricRecord:
+    aggregated = aggregate_metricrecords(records, weight_key)
+    if PARTITION_KEY in aggregated:
+        del aggregated[PARTITION_KEY]
+    return aggregated
+
+
+def _metrics_of(msg: Message) -> dict[str, Any]:
+    records = list(msg.content.metric_records.values())
+    return dict(records[0]) if records else {}
+
+
+def _partition(msg: Message) -> int:
+    if msg.has_error():
+        return -1
+    value = _metrics_of(msg).get(PARTITION_KEY, -1)
+    return int(value) if isinstance(value, int | float) else -1
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in metrics.items() if k not in (PARTITION_KEY, WEIGHT_KEY) and isinstance(v, int | float)
+    }
+
+
+def _scalar_record(record: MetricRecord | None) -> dict[str, float]:
+    return _scalars(dict(record)) if record is not None else {}
+
+
+def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> None:
+    """Flower's sampler waits forever for nodes; give up after the job's reply timeout."""
+    deadline = time.monotonic() + timeout_s
+    while len(list(grid.get_node_ids())) < needed:
+        if time.monotonic() > deadline:
+            connected = len(list(grid.get_node_ids()))
+            raise NotEnoughClients(f"only {connected} of the {needed} nodes needed connected within {timeout_s:g}s")
+        time.sleep(0.5)
+
+
+class RecordingFedAvg(FedAvg):
+    """FedAvg plus a per-round `RoundLog` of what happened (see module docstring)."""
+
+    settings: RunSettings
+    current: RoundLog | None = None
+    on_round_failed: Callable[[str], None] | None = None  # called with the reason before raising
+
+    def attach(self, settings: RunSettings) -> None:
+        self.settings = settings
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        wait_for_nodes(grid, self.min_available_nodes, self.settings.reply_timeout)
+        self.current = RoundLog(round=server_round, started=time.monotonic())
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.current.sampled = [m.metadata.dst_node_id for m in messages]
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        assert self.current is not None and self.current.round == server_round
+        ordered = sorted(replies, key=_partition)
+        log = self.current
+        for msg in ordered:
+            node = msg.metadata.src_node_id
+            if msg.has_error():
+                log.failures[node] = (error_name(msg.error.code), msg.error.reason)
+            else:
+                reply_metrics = _metrics_of(msg)
+                log.results[node] = (int(reply_metrics.get(WEIGHT_KEY, 0)), _scalars(reply_metrics))
+        log.mark_silent({m.metadata.src_node_id for m in ordered}, self.settings.reply_timeout)
+        if len(log.results) < self.settings.min_clients:
+            reason = (
+                f"round {server_round}: {len(log.results)} of {len(log.sampled)} sampled clients "
+                f"replied, the job needs min_clients={self.settings.min_clients}"
+                + (f" ({log.failure_summary()})" if log.failures else "")
+            )
+            if self.on_round_failed is not None:
+                self.on_round_failed(reason)
+            raise NotEnoughClients(reason)
+        arrays, metrics = super().aggregate_train(server_round, ordered)
+        log.train_metrics = _scalar_record(metrics)
+        return arrays, metrics
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        ordered = sorted(replies, key=_partition)
+        metrics = super().aggregate_evaluate(server_round, ordered)
+        if self.current is not None and self.current.round == server_round:
+            self.current.evaluate_metrics = _scalar_record(metrics)
+            for msg in ordered:
+                node = msg.metadata.src_node_id
+                if not msg.has_error() and node in self.current.results:
+                    num, train_metrics = self.current.results[node]
+                    train_metrics.update(_scalars(_metrics_of(msg)))
+        return metrics
+
+
+class RecordingFedProx(RecordingFedAvg, FedProx):
+    pass
+
+
+class RecordingFedAdam(RecordingFedAvg, FedAdam):
+    pass
+
+
+def build_strategy(settings: RunSettings) -> RecordingFedAvg:
+    common: dict[str, Any] = {
+        "fraction_train": 1.0,
+        "fraction_evaluate": 1.0,
+        "min_train_nodes": settings.min_clients,
+        "min_evaluate_nodes": settings.min_clients,
+        "min_available_nodes": settings.num_clients,
+        "train_metrics_aggr_fn": aggregate_without_partition,
+        "evaluate_metrics_aggr_fn": aggregate_without_partition,
+    }
+    strategy: RecordingFedAvg
+    if settings.strategy == "fedavg":
+        strategy = RecordingFedAvg(**common)
+    elif settings.strategy == "fedprox":
+        strategy = RecordingFedProx(**common, proximal_mu=settings.proximal_mu)
+    elif settings.strategy == "fedadam":
+        strategy = RecordingFedAdam(**common, eta=settings.server_lr, eta_l=settings.lr)
+    else:
+        raise ValueError(f"unknown strategy {settings.strategy!r}")
+    strategy.attach(settings)
+    return strategy

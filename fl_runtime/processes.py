@@ -1,0 +1,157 @@
+"""Child processes the platform owns: own process group, health-checked, killed with the platform.
+
+Every process starts in a new session so its whole tree can be signalled; `stop()` terminates
+the group and every process carrying its owner marker (found through /proc), and an atexit hook stops whatever is
+still running when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+_LIVE: set[ManagedProcess] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def free_port(host: str = "127.0.0.1", avoid: frozenset[int] = frozenset({8000})) -> int:
+    """A free TCP port on `host` (never 8000, the SuperLink default that clashes with web apps)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
+OWNER_ENV = "FLP_PROCESS_OWNER"
+
+
+def owned_pids(owner: str) -> list[int]:
+    """Live processes whose environment carries `FLP_PROCESS_OWNER=<owner>`.
+
+    Children inherit the marker even when they start their own session (Ray does), so this finds
+    every process of a tree, also after its parent died.
+    """
+    needle = f"{OWNER_ENV}={owner}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class ManagedProcess:
+    """One owned child process (and its descendants)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_file: Path,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.owner = f"{name}-{uuid.uuid4().hex}"
+        self.env = {**env, OWNER_ENV: self.owner}
+        self.log_file = log_file
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tree(self) -> list[int]:
+        """Every live process of this tree (by owner marker), including orphaned descendants."""
+        return owned_pids(self.owner)
+
+    def wait_healthy(self, check: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode if self.proc else '?'}; see {self.log_file}"
+                )
+            if check():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not healthy within {timeout_s:g}s; see {self.log_file}")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        for pid in self.tree():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace_s)
+        deadline = time.monotonic() + grace_s
+        while self.tree() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self.tree():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace_s)
+
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+
+def _stop_all() -> None:
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        with contextlib.suppress(Exception):
+            proc.stop(grace_s=2.0)
+
+
+atexit.register(_stop_all)

@@ -1,0 +1,112 @@
+"""The Flower runtime as a platform background service: engine + job supervisor.
+
+`add_flower_runtime(container)` registers it; the container starts it with the app and stops it
+(and every Flower process) on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fl_runtime.control import FlowerControl
+from fl_runtime.engine import EngineConfig, FlowerEngine
+from fl_runtime.supervisor import JobSupervisor
+
+if TYPE_CHECKING:
+    from flp.wiring import Container
+
+
+class FlowerRuntime:
+    def __init__(self, container: Container, token_for: Callable[[str], str | None] | None = None) -> None:
+        settings = container.settings
+        if settings.flower_mode == "off":
+            raise ValueError("the Flower runtime is off (FLP_FLOWER_MODE=off)")
+        self.container = container
+        self.engine = FlowerEngine(
+            EngineConfig(
+                mode=settings.flower_mode,
+                data_dir=settings.data_dir,
+                supernodes=settings.flower_supernodes,
+                remote_superlink=settings.flower_superlink,
+            )
+        )
+        self.token_for = token_for
+        self.control: FlowerControl | None = None
+        self.supervisor: JobSupervisor | None = None
+        self._supervisor_task: asyncio.Task[None] | None = None
+        self._restarting = False
+        self._new_supervisor = asyncio.Event()
+        self.started = asyncio.Event()
+
+    @property
+    def public_url(self) -> str:
+        s = self.container.settings
+        return s.public_url or f"http://{s.api_host}:{s.api_port}"
+
+    async def run(self) -> None:
+        """Start the engine (once), then run a supervisor; a restarted supervisor replaces it."""
+        if not self.engine.control_address:
+            await asyncio.to_thread(self.engine.start)
+        if self.control is None:
+            self.control = FlowerControl(self.engine.control_address)
+        while True:
+            self.supervisor = JobSupervisor(
+                self.container.store,
+                self.container.jobs,
+                self.container.read_models,
+                self.engine,
+                self.control,
+                self.public_url,
+                self.container.settings.flower_reply_timeout_s,
+                self.token_for,
+            )
+            self._supervisor_task = asyncio.create_task(self.supervisor.run(), name="flower-supervisor")
+            self._restarting = False
+            self._new_supervisor.set()
+            self.started.set()
+            try:
+                await self._supervisor_task
+                return
+            except asyncio.CancelledError:
+                if not self._restarting:
+                    raise
+
+    async def restart_supervisor(self) -> JobSupervisor:
+        """Kill the supervisor (as a crash would) and wait for a fresh one to be ready."""
+        assert self._supervisor_task is not None
+        self._new_supervisor.clear()
+        self._restarting = True
+        self._supervisor_task.cancel()
+        await self._new_supervisor.wait()
+        assert self.supervisor is not None
+        await self.supervisor.ready.wait()
+        return self.supervisor
+
+    async def stop(self) -> None:
+        if self._supervisor_task is not None:
+            self._supervisor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor_task
+        if self.control is not None:
+            self.control.close()
+        await asyncio.to_thread(self.engine.stop)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "mode": self.engine.mode,
+            "superlink": self.engine.control_address or None,
+            "processes": len(self.engine.processes),
+            "tracked_jobs": len(self.supervisor.tracked) if self.supervisor else 0,
+        }
+
+
+def add_flower_runtime(container: Container, token_for: Callable[[str], str | None] | None = None) -> FlowerRuntime:
+    from flp.wiring import BackgroundService
+
+    runtime = FlowerRuntime(container, token_for)
+    container.extras["supervisor"] = runtime
+    container.services.append(BackgroundService("flower-runtime", runtime.run, runtime.stop, runtime.info))
+    return runtime
