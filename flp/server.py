@@ -49,7 +49,8 @@ async def serve_forever(settings: Settings) -> None:
 async def running_server(settings: Settings, *, port: int | None = None) -> AsyncIterator[RunningServer]:
     """Start the platform on a port (a free one if the configured port is taken) and stop it after."""
     host = settings.api_host
-    chosen = port or (settings.api_port if port_is_free(host, settings.api_port) else free_port(host))
+    configured = settings.api_port
+    chosen = port or (configured if configured and port_is_free(host, configured) else free_port(host))
     url = f"http://{host}:{chosen}"
     if settings.public_url is None:
         settings = settings.model_copy(update={"public_url": url})

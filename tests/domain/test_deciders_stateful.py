@@ -67,12 +67,13 @@ class JobMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(["complete", "fail", "cancel", "started"]))
     def lifecycle(self, kind: str) -> None:
-        cmd: c.JobCommand = {
+        commands: dict[str, c.JobCommand] = {
             "complete": c.CompleteJob(),
             "fail": c.FailJob(reason="x"),
             "cancel": c.CancelJob(),
             "started": c.MarkJobStarted(run_id="r1"),
-        }[kind]
+        }
+        cmd = commands[kind]
         self.execute(cmd)
 
     @invariant()

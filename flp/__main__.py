@@ -1,0 +1,3 @@
+from flp.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""Live push over Server-Sent Events, against a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from flp.server import running_server
+from flp.settings import Settings
+from flp.sse_client import SseMessage, read_sse
+from tests.conftest import job_body, round_body
+
+
+@pytest.fixture
+async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_server(settings) as srv, httpx.AsyncClient(base_url=srv.url, timeout=10) as client:
+        yield client
+
+
+async def collect(http: httpx.AsyncClient, path: str, n: int, last_event_id: str | None = None) -> list[SseMessage]:
+    out: list[SseMessage] = []
+    async for message in read_sse(http, path, last_event_id):
+        out.append(message)
+        if len(out) == n:
+            break
+    return out
+
+
+async def test_job_changes_are_pushed_as_they_happen(http: httpx.AsyncClient) -> None:
+    await http.post("/jobs", json=job_body(job_id="j1"))
+    listener = asyncio.create_task(collect(http, "/live/jobs/j1", 3))
+    await asyncio.sleep(0.3)  # let the subscription start; the first message is the current state
+    await http.post("/jobs/j1/rounds", json=round_body(1))
+    await http.post("/jobs/j1/cancel", json={"reason": "done"})
+    messages = await asyncio.wait_for(listener, timeout=10)
+    assert [m.event for m in messages] == ["job_detail"] * 3
+    statuses = [m.data["doc"]["status"] for m in messages]
+    assert statuses[0] == "pending" and statuses[-1] == "cancelled"
+    assert [int(m.id or 0) for m in messages] == sorted(int(m.id or 0) for m in messages)
+    assert messages[1].data["doc"]["rounds"][0]["completed"] is True
+
+
+async def test_board_stream_resumes_from_last_event_id(http: httpx.AsyncClient) -> None:
+    await http.post("/jobs", json=job_body(job_id="a"))
+    await http.post("/jobs", json=job_body(job_id="b"))
+    first = await collect(http, "/live/jobs", 2)
+    assert [m.data["key"] for m in first] == ["a", "b"]
+    resume_from = first[0].id  # the client saw only the change to "a"
+    await http.post("/jobs/a/cancel", json={"reason": "x"})
+    resumed = await collect(http, "/live/jobs", 2, last_event_id=resume_from)
+    assert [m.data["key"] for m in resumed] == ["b", "a"]
+    assert resumed[1].data["doc"]["status"] == "cancelled"
+    # resuming from the newest id replays nothing old: the next message is the next change
+    listener = asyncio.create_task(collect(http, "/live/jobs", 1, last_event_id=resumed[-1].id))
+    await asyncio.sleep(0.3)
+    await http.post("/jobs/b/cancel", json={"reason": "y"})
+    (only,) = await asyncio.wait_for(listener, timeout=10)
+    assert only.data["key"] == "b" and only.data["doc"]["status"] == "cancelled"
+
+
+async def test_unknown_job_stream_is_404(http: httpx.AsyncClient) -> None:
+    r = await http.get("/live/jobs/nope")
+    assert r.status_code == 404
