@@ -1,0 +1,35 @@
+"""aiokafka client options from flp settings: one place for bootstrap servers, TLS and SASL.
+
+Plain aiokafka keyword arguments, so Apache Kafka, Redpanda and managed Kafka (SASL/SCRAM,
+SASL/PLAIN over TLS) work unchanged. The producer is never idempotent: tansu (the test broker)
+rejects InitProducerId, and consumers dedupe by position anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from flp.settings import Settings
+
+DEFAULT_PARTITIONS = 6
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("FLP_KAFKA_BOOTSTRAP_SERVERS is not set")
+    protocol = settings.kafka_security_protocol.upper()
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": settings.kafka_client_id,
+        "security_protocol": protocol,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context()
+    if protocol.startswith("SASL"):
+        options["sasl_mechanism"] = (settings.kafka_sasl_mechanism or "PLAIN").upper()
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options

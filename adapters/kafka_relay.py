@@ -1,0 +1,316 @@
+"""The Kafka relay: the event store's global feed -> the integrator topic (the store is the outbox).
+
+How it keeps its promises
+- Never a second write: it reads `store.subscribe(checkpoint)` and publishes what is stored.
+- Per-key order: key = stream id, partition = murmur2(key) % `partitions` (the Java client's
+  default partitioner, with a fixed partition count so a key never moves). Events go out in
+  *rounds*: at most one record batch per partition, all sent together, all awaited. A round
+  never starts before the previous one was acknowledged, so a partition can never hold a later
+  event whose predecessor failed.
+- Nothing lost: the checkpoint (`kafka_relay` in the read-model store) moves only after every
+  batch of a round was acknowledged with acks=all. Any failure (broker down, stalled, timed
+  out, replaced) ends the session; the relay backs off, reconnects and re-sends from the
+  checkpoint. Duplicates are possible and expected; consumers dedupe by position.
+- A broker that lost acknowledged messages (a fresh, empty broker on the same address) shows
+  as a partition offset going backwards; that round is treated as failed and re-sent from the
+  checkpoint, so every event not yet checkpointed ends up on the new broker's topic.
+- The producer is not idempotent (tansu rejects InitProducerId; dedupe is the consumer's job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from adapters.kafka_cloudevents import DEFAULT_SOURCE, message_headers, message_value
+from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
+from adapters.kafka_topic import ensure_topic
+from commands.ports import EventStore
+from domain.envelope import RecordedEvent
+from flp.settings import Settings
+from projections.ports import ReadModelStore
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "kafka_relay"
+
+
+class RelayError(Exception):
+    """A round could not be confirmed; the relay re-sends from its checkpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    topic: str = "flp.events"
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = 1  # only used when the relay has to create the topic
+    source: str = DEFAULT_SOURCE  # CloudEvents `source`
+    checkpoint_name: str = CHECKPOINT_NAME
+    read_batch: int = 5000  # events read from the store at a time
+    max_batch_bytes: int = 512 * 1024  # per partition per round (Kafka's default cap is 1 MB)
+    request_timeout_ms: int = 10_000  # a round not acknowledged by then fails and is re-sent
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    create_topic: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RelayConfig:
+        return cls(topic=settings.kafka_topic, **overrides)
+
+
+class KafkaRelay:
+    """Long-running service: `await run()` until `await stop()`; `await lag()` for health."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        checkpoints: ReadModelStore,
+        settings: Settings,
+        config: RelayConfig | None = None,
+        on_published: Callable[[Sequence[RecordedEvent]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.checkpoints = checkpoints
+        self.settings = settings
+        self.config = config or RelayConfig.from_settings(settings)
+        self.on_published = on_published  # called with each acknowledged round (bench, tests)
+        self.state = "idle"
+        self.published_position: int | None = None  # last checkpointed position
+        self.head_position = 0  # store head as last seen
+        self.failures = 0
+        self.last_error: str | None = None
+        self.rounds = 0
+        self.events_sent = 0
+        self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
+        self._partition_cache: dict[str, int] = {}
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    # --- service API -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Publish forever: reconnect with exponential backoff (and jitter) after any failure."""
+        self._stopping.clear()
+        backoff = self.config.backoff_initial_s
+        monitor = asyncio.create_task(self._watch_head(), name="kafka-relay-head")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._session()
+                    backoff = self.config.backoff_initial_s
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker, network or store trouble: retry, never skip
+                    self.failures += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self.state = "retrying"
+                    await self._notify()
+                    log.warning("kafka relay: %s; retrying in %.1fs", self.last_error, backoff)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, self.config.backoff_max_s)
+        finally:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+            self.state = "stopped"
+
+    async def stop(self) -> None:
+        """Ask `run()` to return after the round in flight (it is awaited, then checkpointed)."""
+        self._stopping.set()
+
+    async def wait_for(self, predicate: Callable[[KafkaRelay], bool], timeout_s: float = 30.0) -> None:
+        """Block until `predicate(relay)` holds; re-checked after every round and failure."""
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(lambda: predicate(self))
+
+    async def wait_published(self, position: int, timeout_s: float = 30.0) -> None:
+        await self.wait_for(lambda r: (r.published_position or 0) >= position, timeout_s)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def checkpoint(self) -> int:
+        return await self.checkpoints.get_checkpoint(self.config.checkpoint_name)
+
+    async def lag(self) -> int:
+        """Positions in the store not yet confirmed on the topic."""
+        self.head_position = await self.store.head_position()
+        published = self.published_position
+        if published is None:
+            published = await self.checkpoint()
+        return max(0, self.head_position - published)
+
+    def info(self) -> dict[str, Any]:
+        """Cheap, synchronous status for health output (head refreshed about every second)."""
+        published = self.published_position or 0
+        return {
+            "state": self.state,
+            "topic": self.config.topic,
+            "published_position": published,
+            "head_position": self.head_position,
+            "lag": max(0, self.head_position - published),
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _watch_head(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.head_position = max(self.head_position, await self.store.head_position())
+            await asyncio.sleep(1.0)
+
+    def _producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_options(self.settings),
+            acks="all",
+            enable_idempotence=False,
+            max_batch_size=self.config.max_batch_bytes,
+            max_request_size=self.config.max_batch_bytes,
+            linger_ms=0,
+            request_timeout_ms=self.config.request_timeout_ms,
+            retry_backoff_ms=100,
+        )
+
+    async def _session(self) -> None:
+        self.state = "connecting"
+        producer = self._producer()
+        try:
+            await producer.start()
+            if self.config.create_topic:
+                await ensure_topic(
+                    client_options(self.settings),
+                    self.config.topic,
+                    self.config.partitions,
+                    self.config.replication_factor,
+                    self.config.request_timeout_ms,
+                )
+            await self._check_partitions(producer)
+            position = await self.checkpoint()
+            self.published_position = position
+            self.state = "running"
+            feed = self.store.subscribe(position, self.config.read_batch)
+            try:
+                await self._pump(producer, feed)
+            finally:
+                await feed.aclose()  # type: ignore[attr-defined]
+        finally:
+            # Every round is awaited before the next starts, so nothing is pending here
+            # except after cancellation; bound the flush so a dead broker cannot hang us.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.config.request_timeout_ms / 1000)
+
+    async def _check_partitions(self, producer: AIOKafkaProducer) -> None:
+        available = await producer.partitions_for(self.config.topic)
+        missing = set(range(self.config.partitions)) - set(available)
+        if missing:
+            raise RelayError(
+                f"topic {self.config.topic} has partitions {sorted(available)}; the relay is "
+                f"configured for {self.config.partitions} (keys must not move between partitions)"
+            )
+
+    async def _pump(self, producer: AIOKafkaProducer, feed: AsyncIterator[list[RecordedEvent]]) -> None:
+        pending: list[RecordedEvent] = []
+        next_batch: asyncio.Task[list[RecordedEvent]] | None = None
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        try:
+            while True:
+                if not pending:
+                    if next_batch is None:
+                        next_batch = asyncio.create_task(_next(feed))
+                    done, _ = await asyncio.wait({next_batch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                    if next_batch not in done:
+                        return  # stopping while idle
+                    pending, next_batch = next_batch.result(), None
+                elif self._stopping.is_set():
+                    return
+                # read the next store batch while this round is on the wire
+                if next_batch is None:
+                    next_batch = asyncio.create_task(_next(feed))
+                pending = await self._round(producer, pending)
+        finally:
+            stop_wait.cancel()
+            if next_batch is not None:
+                next_batch.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_batch
+
+    def _partition(self, stream_id: str) -> int:
+        partition = self._partition_cache.get(stream_id)
+        if partition is None:
+            partition = (murmur2(stream_id.encode()) & 0x7FFFFFFF) % self.config.partitions
+            if len(self._partition_cache) > 100_000:
+                self._partition_cache.clear()
+            self._partition_cache[stream_id] = partition
+        return partition
+
+    async def _round(self, producer: AIOKafkaProducer, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Publish a prefix of `events` (one batch per partition), checkpoint it, return the rest."""
+        builders: dict[int, Any] = {}
+        counts: dict[int, int] = {}
+        taken = 0
+        source = self.config.source
+        for event in events:
+            partition = self._partition(event.stream_id)
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+                counts[partition] = 0
+            appended = builder.append(
+                key=event.stream_id.encode(),
+                value=message_value(event, source),
+                timestamp=None,
+                headers=message_headers(event),
+            )
+            if appended is None:  # this partition's batch is full: the round ends here
+                if counts[partition] == 0:
+                    raise RelayError(f"event at position {event.position} exceeds max_batch_bytes")
+                break
+            counts[partition] += 1
+            taken += 1
+        futures: dict[int, asyncio.Future[Any]] = {}
+        for partition, builder in builders.items():
+            builder.close()
+            if counts[partition]:
+                futures[partition] = await producer.send_batch(builder, self.config.topic, partition=partition)
+        results = await asyncio.gather(*futures.values(), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        regressed: list[str] = []
+        for (partition, _), result in zip(futures.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                self._log_end.pop(partition, None)
+                continue
+            expected = self._log_end.get(partition)
+            if expected is not None and result.offset < expected:
+                regressed.append(f"{partition}: {expected} -> {result.offset}")
+            self._log_end[partition] = result.offset + counts[partition]
+        if errors:
+            raise RelayError(f"{len(errors)} of {len(futures)} batches failed: {errors[0]!r}")
+        if regressed:
+            raise RelayError(f"broker lost acknowledged messages (offsets went back: {', '.join(regressed)})")
+        done = events[:taken]
+        last = done[-1].position
+        await self.checkpoints.set_checkpoint(self.config.checkpoint_name, last)
+        self.published_position = last
+        self.head_position = max(self.head_position, events[-1].position)
+        self.rounds += 1
+        self.events_sent += taken
+        if self.on_published is not None:
+            self.on_published(done)
+        await self._notify()
+        return events[taken:]
+
+
+async def _next(feed: AsyncIterator[list[RecordedEvent]]) -> list[RecordedEvent]:
+    return await anext(feed)
