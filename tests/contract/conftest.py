@@ -7,24 +7,31 @@ from pathlib import Path
 
 import pytest
 
+from adapters.mongo_event_store import MongoEventStore
+from adapters.mongo_read_models import MongoReadModelStore
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from commands.ports import EventStore
 from projections.ports import ReadModelStore
+from tests.mongo.standin import MongoTestBackend
 
 StoreFactory = Callable[[], Awaitable[EventStore]]
 
-STORE_KINDS = ["sqlite"]
+# "mongo": the in-process stand-in, or the server at FLP_TEST_MONGODB_URL when that is set.
+STORE_KINDS = ["sqlite", "mongo"]
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Opens stores of one kind on one shared location (a second call = a second process' view)."""
     opened: list[EventStore] = []
+    mongo = MongoTestBackend()
 
     async def make() -> EventStore:
         if request.param == "sqlite":
             store: EventStore = await SqliteEventStore(tmp_path / "events.db").open()
+        elif request.param == "mongo":
+            store = await MongoEventStore(mongo.connect()).open()
         else:  # pragma: no cover
             raise AssertionError(request.param)
         opened.append(store)
@@ -33,6 +40,7 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
     yield make
     for store in opened:
         await store.close()
+    await mongo.drop()
 
 
 @pytest.fixture
@@ -40,14 +48,18 @@ async def store(store_factory: StoreFactory) -> EventStore:
     return await store_factory()
 
 
-READ_MODEL_KINDS = ["sqlite"]
+READ_MODEL_KINDS = ["sqlite", "mongo"]
 
 
 @pytest.fixture(params=READ_MODEL_KINDS)
 async def read_models(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReadModelStore]:
+    mongo = MongoTestBackend()
     if request.param == "sqlite":
         rm: ReadModelStore = await SqliteReadModelStore(tmp_path / "read_models.db").open()
+    elif request.param == "mongo":
+        rm = await MongoReadModelStore(mongo.connect()).open()
     else:  # pragma: no cover
         raise AssertionError(request.param)
     yield rm
     await rm.close()
+    await mongo.drop()

@@ -1,0 +1,260 @@
+"""MongoDB for tests: an in-process stand-in by default, a real server when one is configured.
+
+* `StandIn*`: mongomock (MongoDB's query, update, upsert and unique-index semantics, in memory)
+  behind the subset of `pymongo.AsyncMongoClient` / `AsyncDatabase` / `AsyncCollection` the
+  adapters use (`adapters/mongo_client.py` lists it). Each operation runs atomically between two
+  event-loop yields, so concurrent coroutines interleave at operation boundaries the way
+  concurrent clients do against a server (single-document atomicity, nothing more). It reports a
+  standalone server, so change streams are unavailable and the adapters use their bounded
+  fallback wait. It lives under tests/ because mongomock is a dev-only dependency.
+* `Recording*`: a proxy around either backend that records every operation (collection, method,
+  arguments) and can run hooks before/after one, to pause or fail it (a crashing writer, a lost
+  reply). It works the same on the stand-in and on a real server.
+* `MongoTestBackend`: `FLP_TEST_MONGODB_URL` set -> a fresh database on that server per test
+  (dropped afterwards); unset -> the stand-in. `connect()` twice = two processes' connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mongomock
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.read_concern import ReadConcern
+
+from adapters.mongo_client import MongoConnection, MongoDatabase, parse_write_concern
+
+ENV_URL = "FLP_TEST_MONGODB_URL"
+
+
+class StandInCursor:
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self._docs = docs
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
+        return self._docs if length is None else self._docs[:length]
+
+
+class StandInCollection:
+    def __init__(self, coll: Any) -> None:
+        self._coll = coll
+
+    @property
+    def name(self) -> str:
+        return str(self._coll.name)
+
+    async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)  # let other coroutines in before ...
+        result = getattr(self._coll, method)(*args, **kwargs)  # ... one atomic operation ...
+        await asyncio.sleep(0)  # ... and after it
+        return result
+
+    async def insert_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("insert_one", *args, **kwargs)
+
+    async def insert_many(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("insert_many", *args, **kwargs)
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("find_one", *args, **kwargs)
+
+    def find(self, *args: Any, **kwargs: Any) -> StandInCursor:
+        return StandInCursor(list(self._coll.find(*args, **kwargs)))
+
+    async def find_one_and_update(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("find_one_and_update", *args, **kwargs)
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("update_one", *args, **kwargs)
+
+    async def replace_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("replace_one", *args, **kwargs)
+
+    async def delete_many(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("delete_many", *args, **kwargs)
+
+    async def bulk_write(self, requests: list[Any], ordered: bool = True, **_kwargs: Any) -> Any:
+        """UpdateOne requests one by one (mongomock's bulk_write predates pymongo 4.20's), each
+        atomic on its own, as on a server; duplicate keys are reported like the server does."""
+        errors: list[dict[str, Any]] = []
+        for index, request in enumerate(requests):
+            if not isinstance(request, UpdateOne):
+                raise NotImplementedError(f"the stand-in bulk_write runs UpdateOne only, not {request!r}")
+            try:
+                await self._run("update_one", request._filter, request._doc, upsert=bool(request._upsert))
+            except DuplicateKeyError as exc:
+                errors.append({"index": index, "code": exc.code, "errmsg": str(exc)})
+                if ordered:
+                    break
+        if errors:
+            raise BulkWriteError({"writeErrors": errors, "nInserted": 0, "nUpserted": 0})
+        return None
+
+    async def count_documents(self, *args: Any, **kwargs: Any) -> int:
+        return int(await self._run("count_documents", *args, **kwargs))
+
+    async def create_index(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run("create_index", *args, **kwargs)
+
+    async def index_information(self) -> dict[str, Any]:
+        return dict(await self._run("index_information"))
+
+    async def watch(self, *args: Any, **kwargs: Any) -> Any:
+        raise OperationFailure("The $changeStream stage is only supported on replica sets", code=40573)
+
+
+class StandInDatabase:
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    @property
+    def name(self) -> str:
+        return str(self._db.name)
+
+    def __getitem__(self, name: str) -> StandInCollection:
+        return StandInCollection(self._db[name])
+
+    async def command(self, *args: Any, **kwargs: Any) -> Any:
+        if args and args[0] == "hello":
+            return {"isWritablePrimary": True, "ok": 1.0}  # a standalone server
+        raise OperationFailure(f"the stand-in does not run {args!r}")
+
+
+class StandInClient:
+    """A client on a shared in-memory server (two clients on one server = two processes)."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def get_database(self, name: str, **_options: Any) -> StandInDatabase:
+        return StandInDatabase(self._server[name])
+
+    async def drop_database(self, name: str) -> None:
+        self._server.drop_database(name)
+
+    async def close(self) -> None:
+        return None
+
+
+# --- recording proxy ----------------------------------------------------------------------------
+
+Hook = Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Call:
+    collection: str
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@dataclass
+class Recorder:
+    calls: list[Call] = field(default_factory=list)
+    before: dict[tuple[str, str], Hook] = field(default_factory=dict)
+    after: dict[tuple[str, str], Hook] = field(default_factory=dict)
+
+    def of(self, collection: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.collection == collection and method in (None, c.method)]
+
+
+class RecordingCollection:
+    def __init__(self, inner: Any, name: str, recorder: Recorder) -> None:
+        self._inner = inner
+        self._name = name
+        self._rec = recorder
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __getattr__(self, method: str) -> Any:
+        target = getattr(self._inner, method)
+        if method == "find":
+
+            def find(*args: Any, **kwargs: Any) -> Any:
+                self._rec.calls.append(Call(self._name, method, args, kwargs))
+                return target(*args, **kwargs)
+
+            return find
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self._rec.calls.append(Call(self._name, method, args, kwargs))
+            hook = self._rec.before.get((self._name, method))
+            if hook is not None:
+                await hook(args, kwargs)
+            result = await target(*args, **kwargs)
+            hook = self._rec.after.get((self._name, method))
+            if hook is not None:
+                await hook(args, kwargs)
+            return result
+
+        return call
+
+
+class RecordingDatabase:
+    def __init__(self, inner: MongoDatabase, recorder: Recorder) -> None:
+        self._inner = inner
+        self.recorder = recorder
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def __getitem__(self, name: str) -> RecordingCollection:
+        return RecordingCollection(self._inner[name], name, self.recorder)
+
+    async def command(self, *args: Any, **kwargs: Any) -> Any:
+        self.recorder.calls.append(Call("$cmd", "command", args, kwargs))
+        return await self._inner.command(*args, **kwargs)
+
+
+# --- backend selection --------------------------------------------------------------------------
+
+
+class MongoTestBackend:
+    """One test database, on the stand-in or on the server at FLP_TEST_MONGODB_URL."""
+
+    def __init__(self) -> None:
+        self.url = os.environ.get(ENV_URL) or None
+        self.db_name = f"flp_test_{uuid.uuid4().hex[:12]}"
+        self._server: Any = None if self.url else mongomock.MongoClient()
+        self._real_clients: list[AsyncMongoClient[dict[str, Any]]] = []
+
+    @property
+    def real(self) -> bool:
+        return self.url is not None
+
+    def database(self) -> MongoDatabase:
+        """A handle on the test database through a new client (stand-in: same server)."""
+        if self.url is None:
+            assert self._server is not None
+            return StandInClient(self._server).get_database(self.db_name)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.url, appname="flp-tests", tz_aware=True)
+        self._real_clients.append(client)
+        return client.get_database(
+            self.db_name, write_concern=parse_write_concern("majority"), read_concern=ReadConcern("majority")
+        )
+
+    def connect(self, recorder: Recorder | None = None) -> MongoConnection:
+        db = self.database()
+        return MongoConnection(None, db if recorder is None else RecordingDatabase(db, recorder))
+
+    async def drop(self) -> None:
+        if self.url is None:
+            assert self._server is not None
+            self._server.drop_database(self.db_name)
+            return
+        if self._real_clients:
+            await self._real_clients[0].drop_database(self.db_name)
+        for client in self._real_clients:
+            await client.close()
+        self._real_clients.clear()
