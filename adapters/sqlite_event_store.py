@@ -24,7 +24,7 @@ import orjson
 from adapters.commit_signal import CommitSignal
 from adapters.sqlite_threads import SqliteThreads, connect
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, canonical_json, chain_hash
+from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, canonical_json, chain_hash_encoded
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +57,11 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     return RecordedEvent(
         row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9]
     )
+
+
+def _decode(rows: Any) -> list[RecordedEvent]:
+    loads = orjson.loads
+    return [RecordedEvent(a, b, c, d, e, f, loads(g), loads(h), i, j) for a, b, c, d, e, f, g, h, i, j in rows]
 
 
 @dataclass(slots=True)
@@ -199,8 +204,8 @@ class SqliteEventStore:
             metadata = {**new.metadata, "recorded_at": recorded_at}
             data_json = canonical_json(new.data)
             meta_json = canonical_json(metadata)
-            digest = chain_hash(
-                prev_hash, req.stream_id, version, new.event_id, new.type, new.schema_version, new.data, metadata
+            digest = chain_hash_encoded(
+                prev_hash, req.stream_id, version, new.event_id, new.type, new.schema_version, data_json, meta_json
             )
             rows_out.append(
                 (
@@ -272,9 +277,7 @@ class SqliteEventStore:
     ) -> list[RecordedEvent]:
         upper = to_version if to_version is not None else 2**62
         sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version"
-        return await self._pool.run(
-            lambda conn: [_row_to_event(r) for r in conn.execute(sql, (stream_id, from_version, upper))]
-        )
+        return await self._pool.run(lambda conn: _decode(conn.execute(sql, (stream_id, from_version, upper))))
 
     async def stream_version(self, stream_id: str) -> int:
         rows = await self._pool.query("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,))
@@ -282,7 +285,7 @@ class SqliteEventStore:
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        return await self._pool.run(lambda conn: [_row_to_event(r) for r in conn.execute(sql, (after_position, limit))])
+        return await self._pool.run(lambda conn: _decode(conn.execute(sql, (after_position, limit))))
 
     async def head_position(self) -> int:
         rows = await self._pool.query("SELECT coalesce(max(position), 0) FROM events")

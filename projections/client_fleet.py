@@ -18,20 +18,17 @@ class ClientFleet:
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
         if not isinstance(event, _INTERESTING):
             return doc
-        doc = dict(
-            doc
-            or {
-                "client_id": event.client_id,
-                "name": None,
-                "properties": {},
-                "status": "unregistered",
-                "jobs": [],
-                "updates": 0,
-                "failures": 0,
-                "examples": 0,
-                "last_failure": None,
-            }
-        )
+        doc = doc or {
+            "client_id": event.client_id,
+            "name": None,
+            "properties": {},
+            "status": "unregistered",
+            "jobs": [],
+            "updates": 0,
+            "failures": 0,
+            "examples": 0,
+            "last_failure": None,
+        }
         match event:
             case e.ClientRegistered(name=name, properties=properties):
                 doc.update(name=name, properties=properties, status="active", registered_at=recorded.recorded_at)
@@ -39,7 +36,7 @@ class ClientFleet:
                 doc.update(status="left", left_reason=reason)
             case e.ClientJoined(job_id=job_id):
                 if job_id not in doc["jobs"]:
-                    doc["jobs"] = [*doc["jobs"], job_id]
+                    doc["jobs"].append(job_id)
             case e.ClientUpdateReceived(num_examples=n):
                 doc.update(updates=doc["updates"] + 1, examples=doc["examples"] + n)
             case e.ClientFailed(job_id=job_id, round=rnd, code=code, reason=reason):

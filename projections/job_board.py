@@ -37,12 +37,11 @@ class JobBoard:
             }
         if doc is None:
             return None
-        doc = dict(doc)
         match event:
             case e.JobStarted(run_id=run_id):
                 doc.update(status="running", run_id=run_id)
             case e.ClientJoined(client_id=client_id):
-                doc["clients"] = [*doc["clients"], client_id]
+                doc["clients"].append(client_id)
             case e.RoundCompleted():
                 doc.update(
                     round=event.round,

@@ -41,24 +41,19 @@ class JobDetail:
             }
         if doc is None:
             return None
-        doc = {**doc, "rounds": [dict(r) for r in doc["rounds"]], "timeline": list(doc["timeline"])}
         match event:
             case e.JobStarted(run_id=run_id):
                 doc.update(status="running", run_id=run_id)
             case e.ClientJoined(client_id=client_id):
-                doc["clients"] = [*doc["clients"], client_id]
+                doc["clients"].append(client_id)
             case e.ClientUpdateReceived():
                 entry = _round(doc, event.round)
-                entry["client_updates"] = [
-                    *entry["client_updates"],
-                    {"client_id": event.client_id, "num_examples": event.num_examples, "metrics": event.metrics},
-                ]
+                entry["client_updates"].append(
+                    {"client_id": event.client_id, "num_examples": event.num_examples, "metrics": event.metrics}
+                )
             case e.ClientFailed():
                 entry = _round(doc, event.round)
-                entry["failures"] = [
-                    *entry["failures"],
-                    {"client_id": event.client_id, "code": event.code, "reason": event.reason},
-                ]
+                entry["failures"].append({"client_id": event.client_id, "code": event.code, "reason": event.reason})
             case e.RoundCompleted():
                 _round(doc, event.round).update(
                     completed=True,

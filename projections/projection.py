@@ -17,5 +17,6 @@ class Projection(Protocol):
         ...
 
     def apply(self, doc: Doc | None, event: Event, recorded: RecordedEvent) -> Doc | None:
-        """The document after the event. Pure and deterministic: rebuilds must equal live runs."""
+        """The document after the event, deterministic in (doc, event): rebuilds must equal live
+        runs. It may change `doc` in place: the runner hands each projection its own copies."""
         ...
