@@ -35,7 +35,9 @@ def first_event(job: str) -> NewEvent:
 
 
 def update(job: str, i: int) -> NewEvent:
-    ev = ClientUpdateReceived(job_id=job, round=1 + i // 4, client_id=f"c{i % 4}", num_examples=100, metrics={"loss": 0.5})
+    ev = ClientUpdateReceived(
+        job_id=job, round=1 + i // 4, client_id=f"c{i % 4}", num_examples=100, metrics={"loss": 0.5}
+    )
     return NewEvent.from_event(str(uuid.uuid4()), ev, META)
 
 
