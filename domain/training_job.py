@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -148,33 +149,59 @@ def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
     return out
 
 
+def _created(state: JobState, ev: e.JobCreated) -> JobState:
+    return replace(state, job_id=ev.job_id, status="pending", config=ev.config, version=state.version + 1)
+
+
+def _started(state: JobState, ev: e.JobStarted) -> JobState:
+    return replace(state, status="running", run_id=ev.run_id, version=state.version + 1)
+
+
+def _joined(state: JobState, ev: e.ClientJoined) -> JobState:
+    return replace(state, clients=(*state.clients, ev.client_id), version=state.version + 1)
+
+
+def _round_completed(state: JobState, ev: e.RoundCompleted) -> JobState:
+    metrics = {**ev.train_metrics, **ev.evaluate_metrics, **ev.central_metrics}
+    return replace(
+        state, round=ev.round, latest_metrics=metrics, model_sha256=ev.model_sha256, version=state.version + 1
+    )
+
+
+def _completed(state: JobState, ev: e.JobCompleted) -> JobState:
+    return replace(
+        state,
+        status="completed",
+        final_metrics=ev.final_metrics,
+        model_sha256=ev.model_sha256 or state.model_sha256,
+        version=state.version + 1,
+    )
+
+
+def _failed(state: JobState, ev: e.JobFailed) -> JobState:
+    return replace(state, status="failed", reason=ev.reason, version=state.version + 1)
+
+
+def _cancelled(state: JobState, ev: e.JobCancelled) -> JobState:
+    return replace(state, status="cancelled", reason=ev.reason, version=state.version + 1)
+
+
+_EVOLVE: dict[type[e.Event], Callable[[JobState, Any], JobState]] = {
+    e.JobCreated: _created,
+    e.JobStarted: _started,
+    e.ClientJoined: _joined,
+    e.RoundCompleted: _round_completed,
+    e.JobCompleted: _completed,
+    e.JobFailed: _failed,
+    e.JobCancelled: _cancelled,
+}
+
+
 def evolve(state: JobState, event: e.Event) -> JobState:
-    version = state.version + 1
-    match event:
-        case e.JobCreated(job_id=job_id, config=config):
-            return replace(state, job_id=job_id, status="pending", config=config, version=version)
-        case e.JobStarted(run_id=run_id):
-            return replace(state, status="running", run_id=run_id, version=version)
-        case e.ClientJoined(client_id=client_id):
-            return replace(state, clients=(*state.clients, client_id), version=version)
-        case e.RoundCompleted():
-            metrics = {**event.train_metrics, **event.evaluate_metrics, **event.central_metrics}
-            return replace(
-                state, round=event.round, latest_metrics=metrics, model_sha256=event.model_sha256, version=version
-            )
-        case e.JobCompleted(final_metrics=final_metrics, model_sha256=sha):
-            return replace(
-                state,
-                status="completed",
-                final_metrics=final_metrics,
-                model_sha256=sha or state.model_sha256,
-                version=version,
-            )
-        case e.JobFailed(reason=reason):
-            return replace(state, status="failed", reason=reason, version=version)
-        case e.JobCancelled(reason=reason):
-            return replace(state, status="cancelled", reason=reason, version=version)
-    return replace(state, version=version)
+    """The state after one event. Events that change nothing but the version (client updates
+    and failures are history, not state) only move the version on."""
+    step = _EVOLVE.get(type(event))
+    return step(state, event) if step is not None else replace(state, version=state.version + 1)
 
 
 def fold(events: list[e.Event], state: JobState = INITIAL) -> JobState:
