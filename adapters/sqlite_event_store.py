@@ -60,8 +60,16 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
 
 
 def _decode(rows: Any) -> list[RecordedEvent]:
+    """Rows to envelopes. Events of one command share their metadata text: parse it once."""
     loads = orjson.loads
-    return [RecordedEvent(a, b, c, d, e, f, loads(g), loads(h), i, j) for a, b, c, d, e, f, g, h, i, j in rows]
+    metas: dict[str, Any] = {}
+    out = []
+    for a, b, c, d, e, f, g, h, i, j in rows:
+        meta = metas.get(h)
+        if meta is None:
+            meta = metas[h] = loads(h)
+        out.append(RecordedEvent(a, b, c, d, e, f, loads(g), meta, i, j))
+    return out
 
 
 @dataclass(slots=True)

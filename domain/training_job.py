@@ -197,11 +197,29 @@ _EVOLVE: dict[type[e.Event], Callable[[JobState, Any], JobState]] = {
 }
 
 
+def bump_version(s: JobState) -> JobState:
+    """`replace(s, version=s.version + 1)` without its per-field reflection: most events of a
+    job (client updates and failures: history, not state) change nothing else, and replay speed
+    is dominated by them. A test checks it equals `replace` on a fully populated state."""
+    return JobState(
+        s.job_id,
+        s.status,
+        s.config,
+        s.run_id,
+        s.clients,
+        s.round,
+        s.latest_metrics,
+        s.final_metrics,
+        s.model_sha256,
+        s.reason,
+        s.version + 1,
+    )
+
+
 def evolve(state: JobState, event: e.Event) -> JobState:
-    """The state after one event. Events that change nothing but the version (client updates
-    and failures are history, not state) only move the version on."""
+    """The state after one event."""
     step = _EVOLVE.get(type(event))
-    return step(state, event) if step is not None else replace(state, version=state.version + 1)
+    return step(state, event) if step is not None else bump_version(state)
 
 
 def fold(events: list[e.Event], state: JobState = INITIAL) -> JobState:

@@ -121,3 +121,19 @@ def test_mark_started_is_idempotent_for_the_same_run() -> None:
 def test_config_rejects_min_clients_above_num_clients() -> None:
     with pytest.raises(ValueError, match="min_clients"):
         e.JobConfig(name="x", rounds=1, min_clients=4, num_clients=3)
+
+
+def test_bump_version_keeps_every_other_field() -> None:
+    from dataclasses import fields, replace
+
+    populated = tj.JobState(
+        **{
+            f.name: v
+            for f, v in zip(
+                fields(tj.JobState),
+                ["j", "running", CONFIG, "r", ("a",), 2, {"x": 1.0}, {"y": 2.0}, "0" * 64, "why", 7],
+                strict=True,
+            )
+        }
+    )
+    assert tj.bump_version(populated) == replace(populated, version=8)
