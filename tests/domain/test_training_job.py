@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain import commands as c
@@ -126,14 +128,6 @@ def test_config_rejects_min_clients_above_num_clients() -> None:
 def test_bump_version_keeps_every_other_field() -> None:
     from dataclasses import fields, replace
 
-    populated = tj.JobState(
-        **{
-            f.name: v
-            for f, v in zip(
-                fields(tj.JobState),
-                ["j", "running", CONFIG, "r", ("a",), 2, {"x": 1.0}, {"y": 2.0}, "0" * 64, "why", 7],
-                strict=True,
-            )
-        }
-    )
+    values: list[Any] = ["j", "running", CONFIG, "r", ("a",), 2, {"x": 1.0}, {"y": 2.0}, "0" * 64, "why", 7]
+    populated = tj.JobState(**{f.name: v for f, v in zip(fields(tj.JobState), values, strict=True)})
     assert tj.bump_version(populated) == replace(populated, version=8)
