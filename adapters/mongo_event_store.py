@@ -204,7 +204,11 @@ class MongoEventStore:
                 if earlier is not None:
                     return earlier
             ids = [e.event_id for e in events]
-            if await self.commits.find_one({"events.event_id": {"$in": ids}}, {"_id": 1}) is not None:
+            # (stream_id $exists: the event-id index is partial on it, so the query can use it)
+            dup = await self.commits.find_one(
+                {"stream_id": {"$exists": True}, "events.event_id": {"$in": ids}}, {"_id": 1}
+            )
+            if dup is not None:
                 raise ValueError(f"an event id of this append is already stored: {ids}")
             actual = await self.stream_version(stream_id)
             if expected_version is not None and actual != expected_version:

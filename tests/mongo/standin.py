@@ -17,13 +17,16 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import itertools
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import mongomock
+from mongomock import filtering
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
@@ -31,6 +34,20 @@ from pymongo.read_concern import ReadConcern
 from adapters.mongo_client import MongoConnection, MongoDatabase, parse_write_concern
 
 ENV_URL = "FLP_TEST_MONGODB_URL"
+
+
+filter_applies = cast(Callable[[dict[str, Any], dict[str, Any]], bool], filtering.filter_applies)
+
+
+def _index_values(document: Any, path: str) -> list[Any]:
+    """The values an index on `path` holds for a document, expanding arrays (multikey)."""
+    head, _, rest = path.partition(".")
+    value = document.get(head) if isinstance(document, dict) else None
+    items = value if isinstance(value, list) else [value]
+    if not rest:
+        return items if items else [None]
+    out = [v for item in items for v in _index_values(item, rest)]
+    return out or [None]
 
 
 class StandInCursor:
@@ -56,8 +73,34 @@ class StandInCollection:
         await asyncio.sleep(0)  # ... and after it
         return result
 
-    async def insert_one(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._run("insert_one", *args, **kwargs)
+    async def insert_one(self, document: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        self._check_multikey_unique(document)
+        result = self._coll.insert_one(document, *args, **kwargs)
+        await asyncio.sleep(0)
+        return result
+
+    def _check_multikey_unique(self, document: dict[str, Any]) -> None:
+        """mongomock ignores unique indexes over array elements (multikey), the server enforces
+        them: an index entry per element, and no two documents may share an entry."""
+        for name, spec in self._coll.index_information().items():
+            if not spec.get("unique"):
+                continue
+            partial = spec.get("partialFilterExpression")
+            if partial is not None and not filter_applies(partial, document):
+                continue
+            paths = [path for path, _ in spec["key"]]
+            per_path = [_index_values(document, path) for path in paths]
+            if not any(
+                len(values) > 1 or isinstance(document.get(path.split(".")[0]), list)
+                for path, values in zip(paths, per_path, strict=True)
+            ):
+                continue  # not multikey: mongomock checks it itself
+            for combo in itertools.product(*per_path):
+                query: dict[str, Any] = {**(partial or {}), **dict(zip(paths, combo, strict=True))}
+                query["_id"] = {"$ne": document.get("_id")}
+                if self._coll.find_one(query) is not None:
+                    raise DuplicateKeyError(f"E11000 duplicate key error index: {name} dup key: {combo}", 11000)
 
     async def insert_many(self, *args: Any, **kwargs: Any) -> Any:
         return await self._run("insert_many", *args, **kwargs)
@@ -100,8 +143,20 @@ class StandInCollection:
     async def count_documents(self, *args: Any, **kwargs: Any) -> int:
         return int(await self._run("count_documents", *args, **kwargs))
 
-    async def create_index(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._run("create_index", *args, **kwargs)
+    async def create_index(self, keys: list[tuple[str, int]], **kwargs: Any) -> Any:
+        """As on the server: an index that exists with the same keys and options is a no-op (mongomock
+        would rebuild it, and fail on multikey unique indexes it cannot evaluate); the same name with
+        other keys or options is an error."""
+        name = kwargs.get("name") or "_".join(f"{k}_{d}" for k, d in keys)
+        existing = self._coll.index_information().get(name)
+        if existing is not None:
+            wanted = {k: v for k, v in kwargs.items() if k != "name"}
+            have = {k: v for k, v in existing.items() if k not in ("key", "v")}
+            if existing["key"] != list(keys) or wanted != have:
+                raise OperationFailure(f"index {name} exists with different options", code=86)
+            await asyncio.sleep(0)
+            return name
+        return await self._run("create_index", keys, **kwargs)
 
     async def index_information(self) -> dict[str, Any]:
         return dict(await self._run("index_information"))
@@ -162,6 +217,10 @@ class Recorder:
     before: dict[tuple[str, str], Hook] = field(default_factory=dict)
     after: dict[tuple[str, str], Hook] = field(default_factory=dict)
 
+    def record(self, collection: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A deep copy: the driver (and mongomock) may add `_id` to documents and projections."""
+        self.calls.append(Call(collection, method, copy.deepcopy(args), copy.deepcopy(kwargs)))
+
     def of(self, collection: str, method: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.collection == collection and method in (None, c.method)]
 
@@ -181,13 +240,13 @@ class RecordingCollection:
         if method == "find":
 
             def find(*args: Any, **kwargs: Any) -> Any:
-                self._rec.calls.append(Call(self._name, method, args, kwargs))
+                self._rec.record(self._name, method, args, kwargs)
                 return target(*args, **kwargs)
 
             return find
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            self._rec.calls.append(Call(self._name, method, args, kwargs))
+            self._rec.record(self._name, method, args, kwargs)
             hook = self._rec.before.get((self._name, method))
             if hook is not None:
                 await hook(args, kwargs)
