@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from adapters.kafka_cloudevents import DEFAULT_SOURCE, message_headers, message_value
@@ -197,6 +197,7 @@ class KafkaRelay:
                     self.config.request_timeout_ms,
                 )
             await self._check_partitions(producer)
+            await self._learn_log_end()
             position = await self.checkpoint()
             self.published_position = position
             self.state = "running"
@@ -219,6 +220,33 @@ class KafkaRelay:
                 f"topic {self.config.topic} has partitions {sorted(available)}; the relay is "
                 f"configured for {self.config.partitions} (keys must not move between partitions)"
             )
+
+    async def _learn_log_end(self) -> None:
+        """Seed the per-partition offsets we expect, so a broker that comes back empty in the
+        middle of the next round is noticed (its offsets go back) even for partitions this
+        process has not written yet."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            request_timeout_ms=self.config.request_timeout_ms,
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.config.topic, p) for p in range(self.config.partitions)]
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        for tp, end in ends.items():
+            known = self._log_end.get(tp.partition)
+            if known is not None and end < known:
+                log.warning(
+                    "kafka relay: partition %d ends at offset %d, below the %d it had reached: the "
+                    "broker lost acknowledged messages (or, like tansu, under-reports its log end)",
+                    tp.partition,
+                    end,
+                    known,
+                )
+            self._log_end[tp.partition] = end
 
     async def _pump(self, producer: AIOKafkaProducer, feed: AsyncIterator[list[RecordedEvent]]) -> None:
         pending: list[RecordedEvent] = []
