@@ -46,7 +46,8 @@ class RecordedEvent(NamedTuple):
 
     @property
     def recorded_at(self) -> str:
-        return str(self.metadata.get("recorded_at", ""))
+        value: str = self.metadata.get("recorded_at", "")
+        return value
 
     def to_event(self) -> Event:
         """Decode the payload to the current event class, upcasting old schema versions."""

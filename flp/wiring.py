@@ -88,9 +88,7 @@ async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         store = await SqliteEventStore(path, settings.sqlite_synchronous).open()
-        read_models = await SqliteReadModelStore(
-            path.with_name(path.stem + "-read-models.db"), settings.sqlite_synchronous
-        ).open()
+        read_models = await SqliteReadModelStore(path.with_name(path.stem + "-read-models.db")).open()
         return store, read_models
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
@@ -101,6 +99,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store, read_models = await open_stores(settings)
+    store, seals = await _open_audit(settings, store)
     live = LiveHub()
     runner = ProjectionRunner(read_models, all_projections(), [live.publish])
     container = Container(
@@ -114,6 +113,8 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     )
     container.extras["artifacts"] = FsArtifactStore(settings.artifacts_dir)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
+    container.extras["audit_seals"] = seals
+    await _add_auth(container)
     if with_runtime:
         _add_runtime_services(container)
     return container
@@ -122,6 +123,27 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
 def _add_runtime_services(container: Container) -> None:
     """Optional services: the Flower job supervisor and the Kafka relay join here."""
     if container.settings.flower_mode != "off":
+        from api.auth.tokens import issue_runtime_token
         from fl_runtime.service import add_flower_runtime
 
-        add_flower_runtime(container)
+        add_flower_runtime(container, token_for=lambda job_id: issue_runtime_token(container.settings, job_id))
+
+
+async def _open_audit(settings: Settings, store: EventStore) -> tuple[EventStore, Any]:
+    """Every append is sealed (HMAC under a key outside the store): see flp/audit.py."""
+    from flp.audit import open_sealing
+
+    return await open_sealing(settings, store)
+
+
+async def _add_auth(container: Container) -> None:
+    """Users, API keys and the generated first admin credential (api/auth)."""
+    from api.auth.service import open_auth
+
+    auth = await open_auth(container.settings)
+    container.extras["auth"] = auth
+
+    async def idle() -> None:
+        return None
+
+    container.services.append(BackgroundService("auth", idle, stop=auth.close))

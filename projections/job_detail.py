@@ -10,7 +10,10 @@ from projections.ports import Doc
 
 
 def _round(doc: Doc, number: int) -> dict[str, Any]:
-    for entry in doc["rounds"]:
+    rounds = doc["rounds"]
+    if rounds and rounds[-1]["round"] == number:  # the usual case: the round being reported
+        return rounds[-1]  # type: ignore[no-any-return]
+    for entry in rounds:
         if entry["round"] == number:
             return entry  # type: ignore[no-any-return]
     entry = {"round": number, "completed": False, "client_updates": [], "failures": []}

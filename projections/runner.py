@@ -49,13 +49,12 @@ class ProjectionRunner:
             todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
             if not todo:
                 return
-            touched = {(r.position, key) for r, ev in todo for key in projection.keys(ev)}
-            docs: dict[str, Doc | None] = dict(
-                await self.read_models.get_many(projection.name, sorted({k for _, k in touched}))
-            )
+            keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
+            wanted = sorted({k for _, _, keys in keyed for k in keys})
+            docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
             changes: dict[str, tuple[int, Doc | None]] = {}
-            for recorded, event in todo:
-                for key in projection.keys(event):
+            for recorded, event, keys in keyed:
+                for key in keys:
                     doc = projection.apply(docs.get(key), event, recorded)
                     docs[key] = doc
                     changes[key] = (recorded.position, doc)
@@ -75,14 +74,20 @@ class ProjectionRunner:
                 log.exception("change listener failed")
 
     async def catch_up(self, store: EventStore, batch_size: int = 2000) -> int:
-        """Apply everything up to the store's head; returns the position reached."""
+        """Apply everything up to the store's head; returns the position reached. The next batch
+        is read while the current one is applied."""
         position = await self.low_checkpoint()
-        while True:
-            batch = await store.read_all(position, batch_size)
-            if not batch:
-                return position
-            await self.apply(batch)
+        batch = await store.read_all(position, batch_size)
+        while batch:
             position = batch[-1].position
+            next_batch = asyncio.create_task(store.read_all(position, batch_size))
+            try:
+                await self.apply(batch)
+            except BaseException:
+                next_batch.cancel()
+                raise
+            batch = await next_batch
+        return position
 
     async def run(self, store: EventStore, batch_size: int = 2000) -> None:
         """Follow the feed forever (until cancelled)."""
