@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.auth.guard import authorize
+from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
-from api.routes import artifacts, clients, events, health, jobs, live
+from api.routes import artifacts, audit, auth, clients, events, health, jobs, live
 from flp.wiring import Container
 
 
@@ -30,9 +32,20 @@ def create_app(container: Container, *, manage_lifespan: bool = True) -> FastAPI
         version="0.1.0",
         summary="Event-sourced federated learning platform: commands, queries, history and live push.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route: token, role rule, rate limit (api/auth/rules.py)
     )
     app.state.container = container
     install_error_handlers(app)
-    for router in (jobs.router, artifacts.router, clients.router, events.router, live.router, health.router):
+    install_hardening(app, container.settings)
+    for router in (
+        jobs.router,
+        artifacts.router,
+        clients.router,
+        events.router,
+        live.router,
+        health.router,
+        auth.router,
+        audit.router,
+    ):
         app.include_router(router)
     return app

@@ -54,18 +54,22 @@ class FlpClient:
 
 
 def auth_headers(settings: Settings) -> dict[str, str]:
-    """Credentials for the CLI (filled in by the auth module when it is configured)."""
-    return {}
+    """Credentials for the CLI: FLP_TOKEN, else the generated admin credential in the data dir."""
+    from api.auth.client import cli_token
+
+    token = cli_token(settings)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[FlpClient]:
-    headers = auth_headers(settings)
     if settings.api_url:
+        headers = auth_headers(settings)
         async with httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=30.0) as http:
             yield FlpClient(http)
         return
     container = await build_container(settings, with_runtime=False)
+    headers = auth_headers(settings)  # after the container: its first start generates the admin credential
     app = create_app(container, manage_lifespan=False)
     await container.start()
     try:

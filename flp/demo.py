@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.auth.client import credentials_hint
 from flp.api_client import auth_headers
 from flp.output import console, fmt_metrics, history_table, job_board_table
 from flp.server import running_server
@@ -87,6 +88,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
     async with running_server(settings) as srv:
         console.print(f"[bold green]flp is up[/bold green] at {srv.url}  (API docs: {srv.url}/docs)")
         console.print(f"data dir: {settings.data_dir.resolve()}")
+        console.print(credentials_hint(settings))
         flower = "supervisor" in srv.container.extras
         async with httpx.AsyncClient(base_url=srv.url, headers=auth_headers(settings), timeout=60.0) as http:
             body = {**DEMO_JOB, "runtime": "flower" if flower else "external"}

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 3600
     jwt_leeway_seconds: int = 30
     auth_enabled: bool = True
+    token: str | None = Field(default=None, description="FLP_TOKEN: the bearer token the CLI sends")
+
+    # audit
+    audit_seal: bool = Field(default=True, description="seal every appended event with an HMAC (tamper evidence)")
+    audit_seal_key_file: Path | None = Field(
+        default=None, description="HMAC key for seals; default data_dir/secrets/audit-seal.key (keep it off the store)"
+    )
 
     # Flower runtime
     flower_mode: Literal["simulation", "deployment", "remote", "off"] = "simulation"

@@ -16,6 +16,7 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 from api.app import create_app  # noqa: E402
 from flp.settings import Settings  # noqa: E402
 from flp.wiring import Container, build_container  # noqa: E402
+from tests.auth.helpers import admin_headers  # noqa: E402
 
 
 @pytest.fixture
@@ -36,7 +37,9 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
 async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     """The real ASGI app over httpx (no network), bound to `container`."""
     app = create_app(container, manage_lifespan=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://flp.test") as client:
+    transport = httpx.ASGITransport(app=app)
+    headers = admin_headers(container.settings)  # the generated admin's token (auth is on by default)
+    async with httpx.AsyncClient(transport=transport, base_url="http://flp.test", headers=headers) as client:
         yield client
 
 

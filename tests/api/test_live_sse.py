@@ -11,12 +11,16 @@ import pytest
 from flp.server import running_server
 from flp.settings import Settings
 from flp.sse_client import SseMessage, read_sse
+from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 
 
 @pytest.fixture
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_server(settings) as srv, httpx.AsyncClient(base_url=srv.url, timeout=10) as client:
+    async with (
+        running_server(settings) as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=10, headers=admin_headers(settings)) as client,
+    ):
         yield client
 
 

@@ -1,0 +1,1 @@
+"""Access control: principals, tokens, passwords, per-route role rules and HTTP hardening."""

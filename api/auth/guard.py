@@ -1,0 +1,89 @@
+"""The app-wide dependency that authenticates the caller and applies the route's rule.
+
+It runs after routing, so it knows the route's path template and path parameters (a runtime
+token's job binding is checked against `{job_id}`). Order: rule lookup (no rule: 403 for all),
+public routes (rate limited by client address), bearer token (401), per-principal rate limit
+(429 with Retry-After), role and job binding (403). The principal lands in
+`request.state.principal`, where the command context takes the actor from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import HTTPException, Request
+
+from api.auth.principal import ANONYMOUS_ADMIN, Principal
+from api.auth.rules import Rule, rule_for
+from api.auth.service import AuthService, open_auth
+from api.auth.tokens import InvalidToken
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flp"'}
+INVALID = {"WWW-Authenticate": 'Bearer realm="flp", error="invalid_token"'}
+
+
+async def get_auth(request: Request) -> AuthService:
+    """The container's auth service (opened on first use for containers built without one)."""
+    container = request.app.state.container
+    auth: AuthService | None = container.extras.get("auth")
+    if auth is None:
+        lock: asyncio.Lock = request.app.state.auth_lock
+        async with lock:
+            auth = container.extras.get("auth")
+            if auth is None:
+                auth = await open_auth(container.settings)
+                container.extras["auth"] = auth
+    return auth
+
+
+def route_rule(request: Request) -> Rule | None:
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return None
+    rule = rule_for(request.method, template)
+    if rule is None and request.method == "HEAD":
+        rule = rule_for("GET", template)
+    return rule
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def enforce_rate_limit(auth: AuthService, key: str) -> None:
+    retry_after = auth.limiter.check(key)
+    if retry_after:
+        raise HTTPException(429, "rate limit exceeded; retry later", headers={"Retry-After": str(retry_after)})
+
+
+async def authorize(request: Request) -> None:
+    rule = route_rule(request)
+    if rule is None:
+        raise HTTPException(403, "this route has no access rule; nobody may call it")
+    auth = await get_auth(request)
+    if rule.public:
+        enforce_rate_limit(auth, f"ip:{client_address(request)}")
+        return
+    if not auth.settings.auth_enabled:
+        request.state.principal = ANONYMOUS_ADMIN
+        return
+    token = bearer_token(request)
+    if token is None:
+        raise HTTPException(401, "authentication required: send Authorization: Bearer <token>", headers=CHALLENGE)
+    try:
+        principal: Principal = await auth.principal_from_token(token)
+    except InvalidToken:
+        raise HTTPException(401, "invalid or expired token", headers=INVALID) from None
+    enforce_rate_limit(auth, principal.rate_key)
+    if not rule.allows(principal, {k: str(v) for k, v in request.path_params.items()}):
+        raise HTTPException(403, "your role does not allow this")
+    request.state.principal = principal

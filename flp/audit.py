@@ -1,0 +1,135 @@
+"""Audit use cases: seal appends, verify the store (or one job), export a job's bundle, time travel
+by timestamp, and diffs between versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from commands.ports import EventStore
+from domain import audit
+from domain.audit import SealRecord, VerifyReport
+from domain.training_job import JobState, stream_id
+from flp.secrets import load_or_create_secret
+from flp.settings import Settings
+
+PAGE = 5000
+
+
+class SealStore(Protocol):
+    async def put(self, seals: list[SealRecord]) -> None: ...
+
+    async def range(self, after_position: int, up_to: int | None = None) -> list[SealRecord]:
+        """Seals with after_position < position <= up_to, in position order."""
+        ...
+
+    async def for_stream(self, stream_id: str) -> list[SealRecord]: ...
+
+    async def head(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def seal_key_file(settings: Settings) -> Path:
+    return settings.audit_seal_key_file or settings.data_dir / "secrets" / "audit-seal.key"
+
+
+def seal_key(settings: Settings) -> bytes:
+    """The HMAC key for seals; generated (mode 0600) on first use. Keep it off the store's host in
+    production (FLP_AUDIT_SEAL_KEY_FILE on a separate volume or secret mount)."""
+    return load_or_create_secret(seal_key_file(settings))
+
+
+async def open_sealing(settings: Settings, store: EventStore) -> tuple[EventStore, SealStore | None]:
+    """Wrap `store` so every append is sealed (unless FLP_AUDIT_SEAL=false)."""
+    if not settings.audit_seal:
+        return store, None
+    from adapters.sealing_event_store import SealingEventStore
+    from adapters.sqlite_audit_seals import SqliteSealStore
+
+    seals = await SqliteSealStore(settings.data_dir / "audit-seals.db", settings.sqlite_synchronous).open()
+    return SealingEventStore(store, seals, seal_key(settings)), seals
+
+
+async def verify_store(
+    store: EventStore, seals: SealStore | None = None, key: bytes | None = None, job_id: str | None = None
+) -> VerifyReport:
+    """Recompute every stream's chain and the global feed's continuity (or one job's stream), and
+    with a seal store + key check every event's seal and that no sealed event is missing."""
+    use_seals = seals is not None and key is not None
+    if job_id is not None:
+        events = await store.read_stream(stream_id(job_id))
+        stream_seals = (
+            {s.position: s for s in await seals.for_stream(stream_id(job_id))} if seals and use_seals else None
+        )
+        return audit.verify_events(
+            events, contiguous_positions=False, seal_key=key if use_seals else None, seals=stream_seals
+        )
+    verifier = audit.ChainVerifier(contiguous_positions=True, seal_key=key if use_seals else None)
+    after = 0
+    while True:
+        page = await store.read_all(after, PAGE)
+        if not page:
+            break
+        page_seals = {s.position: s for s in await seals.range(after, page[-1].position)} if seals and use_seals else {}
+        for event in page:
+            if verifier.feed(event, page_seals.get(event.position)) is not None:
+                return verifier.report(sealed_checked=use_seals)
+        after = page[-1].position
+    if seals is not None and use_seals:
+        verifier.missing_sealed(await seals.range(after))
+    return verifier.report(sealed_checked=use_seals)
+
+
+async def export_bundle(
+    store: EventStore, seals: SealStore | None, key: bytes | None, job_id: str, exported_by: str
+) -> list[str] | None:
+    """The job's NDJSON bundle lines, or None when there is no such job."""
+    events = await store.read_stream(stream_id(job_id))
+    if not events:
+        return None
+    by_position = {s.position: s for s in await seals.for_stream(stream_id(job_id))} if seals is not None else None
+    return audit.bundle_lines(
+        job_id,
+        events,
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        exported_by=exported_by,
+        seals=by_position,
+        seal_key=key,
+    )
+
+
+async def state_as_of(store: EventStore, job_id: str, at: datetime) -> tuple[int, JobState, str | None]:
+    """(version, state, recorded_at of that version) of the job as of a moment."""
+    events = await store.read_stream(stream_id(job_id))
+    version = audit.version_at(events, at)
+    chosen = events[:version]
+    return version, audit.job_state(chosen), chosen[-1].recorded_at if chosen else None
+
+
+async def diff_versions(store: EventStore, job_id: str, from_version: int, to_version: int | None) -> dict[str, Any]:
+    """What changed in the job's state between two versions, and the events that changed it."""
+    events = await store.read_stream(stream_id(job_id))
+    head = events[-1].version if events else 0
+    frm = min(from_version, head)
+    to = head if to_version is None else min(to_version, head)
+    lo, hi = sorted((frm, to))
+    before = audit.job_state(events[:frm]).to_dict()
+    after = audit.job_state(events[:to]).to_dict()
+    return {
+        "stream_id": stream_id(job_id),
+        "from_version": frm,
+        "to_version": to,
+        "changes": audit.diff_states(before, after),
+        "events": [
+            {
+                "version": e.version,
+                "position": e.position,
+                "type": e.type,
+                "actor": e.metadata.get("actor"),
+                "recorded_at": e.recorded_at,
+            }
+            for e in events[lo:hi]
+        ],
+    }
