@@ -86,6 +86,8 @@ class SqliteEventStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self.transactions = 0  # group commits made: fewer than appends under concurrency
+        self.appends = 0
         self._writer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signal: CommitSignal | None = None
@@ -164,6 +166,8 @@ class SqliteEventStore:
                 except (ConcurrencyError, IdempotencyKeyReused, ValueError) as exc:
                     outcomes.append(exc)
             conn.execute("COMMIT")
+            self.transactions += 1
+            self.appends += len(group)
         except BaseException as exc:  # disk full, I/O error: nothing of the group is written
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

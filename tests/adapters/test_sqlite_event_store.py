@@ -1,0 +1,61 @@
+"""SQLite-specific promises beyond the contract: durability settings and group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from pathlib import Path
+
+from adapters.sqlite_event_store import SqliteEventStore
+from commands.ports import ConcurrencyError
+from domain.envelope import NewEvent
+
+
+def ev() -> NewEvent:
+    return NewEvent(str(uuid.uuid4()), "ClientJoined", 1, {"job_id": "j", "client_id": "c"}, {"actor": "t"})
+
+
+async def test_durable_by_default(tmp_path: Path) -> None:
+    store = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        await store.append("s", [ev()], 0)
+        conn = sqlite3.connect(tmp_path / "e.db")
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+        pragma = await store._pool.query("PRAGMA synchronous")  # noqa: SLF001
+        assert pragma[0][0] == 2  # FULL
+    finally:
+        await store.close()
+
+
+async def test_concurrent_appends_share_transactions_but_keep_their_own_checks(tmp_path: Path) -> None:
+    store = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        for i in range(64):
+            await store.append(f"s{i}", [ev()], 0)
+        before = store.transactions
+        # 64 appends that should succeed and 64 that must fail their own version check
+        good = [store.append(f"s{i}", [ev(), ev()], 1) for i in range(64)]
+        bad = [store.append(f"s{i}", [ev()], 0) for i in range(64)]
+        results = await asyncio.gather(*good, *bad, return_exceptions=True)
+        assert all(not isinstance(r, BaseException) for r in results[:64])
+        assert all(isinstance(r, ConcurrencyError) for r in results[64:])
+        assert store.transactions - before < 64, "appends waiting together must share commits"
+        assert await store.head_position() == 64 + 128
+    finally:
+        await store.close()
+
+
+async def test_events_survive_reopen(tmp_path: Path) -> None:
+    store = await SqliteEventStore(tmp_path / "e.db").open()
+    await store.append("s", [ev(), ev()], 0, idempotency_key="k")
+    await store.close()
+    again = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        assert [e.version for e in await again.read_stream("s")] == [1, 2]
+        dup = await again.append("s", [ev()], 0, idempotency_key="k")
+        assert dup.duplicate and dup.version == 2
+        assert (await again.append("s", [ev()], 2)).events[0].position == 3
+    finally:
+        await again.close()
