@@ -22,7 +22,7 @@ from typing import Literal
 import httpx
 from flwr.proto.federation_config_pb2 import SimulationConfig
 
-from fl_runtime.processes import ManagedProcess, free_port
+from fl_runtime.processes import ManagedProcess, free_port, owned_pids
 
 EngineMode = Literal["simulation", "deployment", "remote"]
 STARTUP_TIMEOUT_S = 60.0
@@ -67,6 +67,7 @@ class FlowerEngine:
 
     config: EngineConfig
     processes: list[ManagedProcess] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # markers of every process ever started
     control_address: str = ""
 
     @property
@@ -106,6 +107,7 @@ class FlowerEngine:
             argv.append("--simulation")
         superlink = ManagedProcess("superlink", argv, env, self.root / "logs" / "superlink.log", cwd=self.root)
         self.processes.append(superlink)
+        self.owners.append(superlink.owner)
         superlink.start()
         try:
             superlink.wait_healthy(lambda: _healthy(f"http://{host}:{port}/health"), STARTUP_TIMEOUT_S)
@@ -134,6 +136,7 @@ class FlowerEngine:
             ]
             node = ManagedProcess(f"supernode-{i}", argv, env, self.root / "logs" / f"supernode-{i}.log", self.root)
             self.processes.append(node)
+            self.owners.append(node.owner)
             node.start()
         for node in self.processes[1:]:
             node.wait_healthy(lambda: True, 1.0)  # started and still alive
@@ -156,8 +159,12 @@ class FlowerEngine:
         )
 
     def owned_pids(self) -> list[int]:
-        """Every live process the engine started, with all descendants (incl. Ray's)."""
-        return [pid for proc in self.processes for pid in proc.tree()]
+        """Every live process the engine started, with all descendants (incl. Ray's), also after stop()."""
+        return [pid for owner in self.owners for pid in owned_pids(owner)]
+
+    def reap_orphans(self) -> list[int]:
+        """Kill leftovers of finished runs (Ray agents orphaned when a simulation exits)."""
+        return [pid for proc in self.processes for pid in proc.reap_orphans()]
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

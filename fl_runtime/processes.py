@@ -56,6 +56,14 @@ def owned_pids(owner: str) -> list[int]:
     return found
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def pid_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -108,6 +116,28 @@ class ManagedProcess:
     def tree(self) -> list[int]:
         """Every live process of this tree (by owner marker), including orphaned descendants."""
         return owned_pids(self.owner)
+
+    def reap_orphans(self) -> list[int]:
+        """Kill processes of this tree that lost their parent chain to the root process.
+
+        Ray leaves its agents (DashboardAgent, RuntimeEnvAgent) running when the simulation
+        process that started it exits; they carry the owner marker, so they are found here.
+        """
+        if self.proc is None:
+            return []
+        pids = set(self.tree())
+        orphans = []
+        for pid in pids - {self.proc.pid}:
+            chain, cur = set(), pid
+            while cur not in (None, 0, 1, self.proc.pid) and cur not in chain:
+                chain.add(cur)
+                cur = parent_pid(cur)
+            if cur != self.proc.pid:
+                orphans.append(pid)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return orphans
 
     def wait_healthy(self, check: Callable[[], bool], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

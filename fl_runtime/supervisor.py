@@ -82,6 +82,7 @@ class JobSupervisor:
         self.position = 0
         self.ready = asyncio.Event()
         self._submit_lock = asyncio.Lock()
+        self._reap_countdown = 0
 
     # --- the service -----------------------------------------------------------------------
 
@@ -201,6 +202,10 @@ class JobSupervisor:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             running = [j for j in self.tracked.values() if j.status == "running" and j.run_id]
+            self._reap_countdown -= 1
+            if not running and self._reap_countdown % 10 == 0:
+                # Ray leaves agents behind when a simulation ends; reap them while no run is live.
+                await asyncio.to_thread(self.engine.reap_orphans)
             if not running:
                 continue
             try:
@@ -214,6 +219,7 @@ class JobSupervisor:
                     await self._finish(job, c.FailJob(reason=f"Flower run {job.run_id} disappeared from the SuperLink"))
                 elif run.finished:
                     await self._on_run_finished(job, run)
+                    self._reap_countdown = 4
 
     async def _on_run_finished(self, job: Tracked, run: RunInfo) -> None:
         _, state = await self.jobs.load(job.job_id)
@@ -244,6 +250,7 @@ class JobSupervisor:
         try:
             await asyncio.to_thread(self.control.stop_run, run_id)
             log.info("stopped Flower run %s", run_id)
+            self._reap_countdown = 6
         except Exception as exc:  # already finished, or the SuperLink is gone
             log.info("stopping Flower run %s: %s", run_id, exc)
 

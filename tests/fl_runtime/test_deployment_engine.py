@@ -1,0 +1,25 @@
+"""The deployment engine: a real SuperLink plus 2 SuperNodes as processes on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fl_runtime.conftest import serve_platform
+
+
+async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -> None:
+    async with serve_platform(tmp_path / "flp-dep", "deployment", supernodes=2) as platform:
+        engine = platform.runtime.engine
+        assert [p.name for p in engine.processes] == ["superlink", "supernode-0", "supernode-1"]
+        assert all(p.running() for p in engine.processes)
+        assert not engine.control_address.endswith(":8000")
+        job_id = await platform.start_job(rounds=1, num_clients=2, min_clients=2)
+        detail = await platform.wait_terminal(job_id, timeout_s=150)
+        events = await platform.events(job_id)
+        assert detail["status"] == "completed", [e["type"] for e in events]
+        round_1 = next(e["data"] for e in events if e["type"] == "RoundCompleted")
+        assert (round_1["sampled"], round_1["replied"], round_1["failed"]) == (2, 2, 0)
+        assert round_1["central_metrics"]["central_acc"] > 0.1
+        home = tmp_path / "flp-dep" / "flower" / "home"
+        assert home.is_dir()  # isolated FLWR_HOME under the data dir
+    # serve_platform asserts that no Flower process outlived the platform

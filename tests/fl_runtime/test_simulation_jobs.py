@@ -1,0 +1,170 @@
+"""Real Flower jobs through the platform on the simulation engine (one shared SuperLink)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from typing import Any
+
+import pytest
+import torch
+
+from fl_runtime.processes import owned_pids
+from tests.fl_runtime.conftest import Platform
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SMALL_JOB: dict[str, Any] = {"rounds": 2, "num_clients": 2, "min_clients": 2, "strategy": "fedavg"}
+_first_job: dict[str, Any] = {}
+
+
+def per_round_metrics(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (e["data"]["round"], e["data"]["train_metrics"], e["data"]["evaluate_metrics"], e["data"]["central_metrics"])
+        for e in events
+        if e["type"] == "RoundCompleted"
+    ]
+
+
+async def test_simulation_job_end_to_end(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(**SMALL_JOB)
+    detail = await sim_platform.wait_terminal(job_id)
+    events = await sim_platform.events(job_id)
+    _first_job.update(job_id=job_id, events=events)
+
+    assert [e["type"] for e in events] == [
+        "JobCreated",
+        "JobStarted",
+        "ClientJoined",
+        "ClientJoined",
+        "ClientUpdateReceived",
+        "ClientUpdateReceived",
+        "RoundCompleted",
+        "ClientUpdateReceived",
+        "ClientUpdateReceived",
+        "RoundCompleted",
+        "JobCompleted",
+    ], detail
+    started = events[1]
+    assert started["metadata"]["actor"] == "flower-supervisor"
+    rounds = [e["data"] for e in events if e["type"] == "RoundCompleted"]
+    for r in rounds:
+        assert (r["sampled"], r["replied"], r["failed"]) == (2, 2, 0)
+        assert set(r["train_metrics"]) == {"train_loss"}
+        assert set(r["evaluate_metrics"]) == {"eval_loss", "eval_acc"}
+        assert 0.0 <= r["central_metrics"]["central_acc"] <= 1.0
+        assert r["duration_s"] > 0
+    updates = [e["data"] for e in events if e["type"] == "ClientUpdateReceived"]
+    assert all(u["num_examples"] > 0 and "train_loss" in u["metrics"] and "eval_acc" in u["metrics"] for u in updates)
+    assert rounds[1]["central_metrics"]["central_acc"] > rounds[0]["central_metrics"]["central_acc"] - 0.05
+
+    completed = events[-1]["data"]
+    assert completed["model_sha256"] == rounds[-1]["model_sha256"]
+    assert completed["final_metrics"]["central_acc"] == rounds[-1]["central_metrics"]["central_acc"]
+
+    # the job board shows it completed, with metrics
+    board = (await sim_platform.http.get("/jobs")).json()["items"]
+    row = next(r for r in board if r["job_id"] == job_id)
+    assert row["status"] == "completed" and row["round"] == 2
+    assert row["latest_metrics"]["central_acc"] == completed["final_metrics"]["central_acc"]
+    assert row["run_id"] == started["data"]["run_id"]
+
+    # the final model: bytes match the hash in the events and load as a state dict
+    model = await sim_platform.http.get(f"/jobs/{job_id}/model")
+    assert model.status_code == 200
+    assert hashlib.sha256(model.content).hexdigest() == completed["model_sha256"]
+    state = torch.load(io.BytesIO(model.content), weights_only=True)
+    assert state["layers.0.weight"].shape == (64, 64) and state["layers.2.weight"].shape == (10, 64)
+
+    # reporting is idempotent on (job, round): a retried report appends nothing new
+    body = {"round": 2, "sampled": 2, "results": [], "central_metrics": {}}
+    retry = await sim_platform.http.post(
+        f"/jobs/{job_id}/rounds", json=body, headers={"Idempotency-Key": f"job-{job_id}-round-2"}
+    )
+    assert retry.status_code < 300 and retry.json()["duplicate"] is True
+    assert len(await sim_platform.events(job_id)) == len(events)
+
+    # artifacts are content-addressed: a body that does not hash to the key is refused
+    bad = await sim_platform.http.put(f"/artifacts/{'0' * 64}", content=b"not this")
+    assert bad.status_code == 422
+
+
+async def test_same_seed_gives_identical_round_metrics(sim_platform: Platform) -> None:
+    if not _first_job:
+        pytest.skip("needs test_simulation_job_end_to_end's job")
+    job_id = await sim_platform.start_job(**SMALL_JOB)
+    assert (await sim_platform.wait_terminal(job_id))["status"] == "completed"
+    again = await sim_platform.events(job_id)
+    assert per_round_metrics(again) == per_round_metrics(_first_job["events"])
+    models = [e["data"]["model_sha256"] for e in again if e["type"] == "RoundCompleted"]
+    first = [e["data"]["model_sha256"] for e in _first_job["events"] if e["type"] == "RoundCompleted"]
+    assert models == first
+
+
+async def test_failing_client_is_recorded_and_job_continues_above_min_clients(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(
+        rounds=1, num_clients=3, min_clients=2, hyperparameters={"fail_partitions": "1"}
+    )
+    detail = await sim_platform.wait_terminal(job_id)
+    events = await sim_platform.events(job_id)
+    assert detail["status"] == "completed", [e["type"] for e in events]
+    failed = [e["data"] for e in events if e["type"] == "ClientFailed"]
+    assert len(failed) == 1
+    assert failed[0]["code"] == "CLIENT_APP_RAISED_EXCEPTION"
+    assert "injected failure on partition 1" in failed[0]["reason"]
+    round_1 = next(e["data"] for e in events if e["type"] == "RoundCompleted")
+    assert (round_1["sampled"], round_1["replied"], round_1["failed"]) == (3, 2, 1)
+
+
+async def test_failing_client_below_min_clients_fails_the_job(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(
+        rounds=2, num_clients=2, min_clients=2, hyperparameters={"fail_partitions": "0"}
+    )
+    detail = await sim_platform.wait_terminal(job_id)
+    types = [e["type"] for e in await sim_platform.events(job_id)]
+    assert detail["status"] == "failed", types
+    assert "RoundCompleted" not in types and types[-1] == "JobFailed"
+    assert "min_clients=2" in detail["reason"] and "injected failure on partition 0" in detail["reason"]
+
+
+async def test_cancel_mid_run_stops_the_flower_run(sim_platform: Platform) -> None:
+    engine = sim_platform.runtime.engine
+    idle = set(engine.owned_pids())
+    job_id = await sim_platform.start_job(rounds=50, num_clients=2, min_clients=2)
+    await sim_platform.wait_for_event(job_id, "RoundCompleted")
+    run_id = (await sim_platform.wait_for_event(job_id, "JobStarted"))["data"]["run_id"]
+    assert set(engine.owned_pids()) - idle, "a running job has Flower processes"
+
+    response = await sim_platform.http.post(f"/jobs/{job_id}/cancel", json={"reason": "test cancel"})
+    assert response.status_code == 200, response.text
+    control = sim_platform.runtime.control
+    assert control is not None
+    for _ in range(150):
+        run = (await asyncio.to_thread(control.list_runs))[run_id]
+        if run.finished and not set(engine.owned_pids()) - idle:
+            break
+        await asyncio.sleep(0.2)
+    assert run.status == "finished:stopped"
+    assert set(engine.owned_pids()) - idle == set(), "Flower processes left behind after cancel"
+    events = await sim_platform.events(job_id)
+    assert events[-1]["type"] == "JobCancelled"
+    rounds = [e for e in events if e["type"] == "RoundCompleted"]
+    assert 1 <= len(rounds) < 50
+    assert owned_pids("no-such-owner") == []
+
+
+async def test_supervisor_restart_mid_job_keeps_exactly_one_run(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(rounds=3, num_clients=2, min_clients=2)
+    await sim_platform.wait_for_event(job_id, "JobStarted")
+    fresh = await sim_platform.runtime.restart_supervisor()
+    assert job_id in fresh.tracked and fresh.tracked[job_id].status == "running"
+    detail = await sim_platform.wait_terminal(job_id)
+    assert detail["status"] == "completed"
+    control = sim_platform.runtime.control
+    assert control is not None
+    runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
+    assert len(runs) == 1
+    types = [e["type"] for e in await sim_platform.events(job_id)]
+    assert types.count("JobStarted") == 1 and types.count("JobCompleted") == 1
+    assert types.count("RoundCompleted") == 3
