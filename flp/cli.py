@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from flp.api_client import ApiError, FlpClient, Unreachable, connect
+from flp.cli_admin import register as register_admin_commands
 from flp.output import console, err_console, history_table, job_board_table, print_json
 from flp.settings import Settings
 
@@ -20,6 +21,7 @@ projections_app = typer.Typer(help="Read models.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 app.add_typer(events_app, name="events")
 app.add_typer(projections_app, name="projections")
+register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli_admin.py)
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
