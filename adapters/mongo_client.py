@@ -152,3 +152,23 @@ async def topology(db: MongoDatabase) -> Mapping[str, Any]:
 
 def supports_change_streams(hello: Mapping[str, Any]) -> bool:
     return "setName" in hello or hello.get("msg") == "isdbgrid"
+
+
+def url_with_database(url: str, name: str) -> str:
+    """The same connection URL with another database in its path (options kept)."""
+    scheme, rest = url.split("://", 1)
+    hosts, _, tail = rest.partition("/")
+    _, question, options = tail.partition("?")
+    return f"{scheme}://{hosts}/{name}{question}{options}"
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database a URL names (benchmarks and tests clean up after themselves)."""
+    name = parse_uri(url, validate=False, connect_timeout=None)["database"]
+    if not name:
+        raise ValueError(f"{url!r} names no database")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, appname="flp")
+    try:
+        await client.drop_database(name)
+    finally:
+        await client.close()

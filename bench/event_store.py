@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from adapters.mongo_client import drop_database, is_mongo_url, url_with_database
 from commands.handlers import TRAINING_JOB, fold
 from commands.ports import EventStore
 from domain.envelope import NewEvent
@@ -66,6 +67,8 @@ async def append_streams(store: EventStore, streams: list[str], events: int, bat
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.store_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        if is_mongo_url(url):  # a fresh database per run (named in the URL), dropped at the end
+            url = url_with_database(url, f"flp_bench_{uuid.uuid4().hex[:8]}")
         settings = Settings(data_dir=Path(tmp), store_url=url)
         store, read_models = await open_stores(settings)
         try:
@@ -95,6 +98,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await read_models.close()
             await store.close()
+            if is_mongo_url(url):
+                await drop_database(url)
     return {
         "store": url.split(":", 1)[0],
         "streams": args.streams,
@@ -115,7 +120,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=5, help="events per command")
-    parser.add_argument("--store-url", default=None, help="default: a fresh durable SQLite file")
+    parser.add_argument(
+        "--store-url", default=None, help="default: a fresh durable SQLite file; mongodb://... uses a fresh database"
+    )
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

@@ -90,6 +90,13 @@ async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
         store = await SqliteEventStore(path, settings.sqlite_synchronous).open()
         read_models = await SqliteReadModelStore(path.with_name(path.stem + "-read-models.db")).open()
         return store, read_models
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from adapters.mongo_client import MongoConnection
+        from adapters.mongo_event_store import MongoEventStore
+        from adapters.mongo_read_models import MongoReadModelStore
+
+        connection = MongoConnection.from_settings(settings)  # one client; closed with the last store
+        return await MongoEventStore(connection).open(), await MongoReadModelStore(connection).open()
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
 
