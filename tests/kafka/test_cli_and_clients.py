@@ -1,0 +1,139 @@
+"""The topic read by other clients: confluent-kafka (librdkafka) and `flp events consume`; and
+`flp schema export`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+import typer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from typer.testing import CliRunner
+
+from adapters.kafka_relay import KafkaRelay, RelayConfig
+from adapters.kafka_tansu import TansuBroker
+from adapters.sqlite_event_store import SqliteEventStore
+from adapters.sqlite_read_models import SqliteReadModelStore
+from flp.cli_kafka import consume, schema_app
+from flp.schemas import iter_schema_files
+from flp.settings import Settings
+from tests.kafka.conftest import PARTITIONS, TOPIC, script_job
+
+
+def publish_scripted_jobs(broker: TansuBroker, tmp_path: Path) -> list[dict[str, object]]:
+    """Store a scripted job, relay it; returns the stored events (as dicts)."""
+
+    async def go() -> list[dict[str, object]]:
+        store = await SqliteEventStore(tmp_path / "events.db").open()
+        rm = await SqliteReadModelStore(tmp_path / "rm.db").open()
+        try:
+            await script_job(store, "j1")
+            settings = Settings(kafka_bootstrap_servers=broker.bootstrap_servers, kafka_topic=TOPIC)
+            relay = KafkaRelay(store, rm, settings, RelayConfig(partitions=PARTITIONS))
+            task = asyncio.create_task(relay.run())
+            await relay.wait_published(await store.head_position())
+            await relay.stop()
+            await task
+            return [e.to_dict() for e in await store.read_all(0, 10_000)]
+        finally:
+            await rm.close()
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    events = typer.Typer()
+    events.command("consume")(consume)
+    app.add_typer(events, name="events")
+    app.add_typer(schema_app, name="schema")
+    return app
+
+
+@pytest.fixture
+def schemas(tmp_path: Path) -> dict[str, jsonschema.Draft202012Validator]:
+    result = CliRunner().invoke(cli(), ["schema", "export", str(tmp_path / "schemas")])
+    assert result.exit_code == 0, result.output
+    return {
+        ce_type: jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        for ce_type, schema in iter_schema_files(tmp_path / "schemas")
+    }
+
+
+def test_confluent_kafka_reads_valid_cloudevents(
+    broker: TansuBroker, tmp_path: Path, schemas: dict[str, jsonschema.Draft202012Validator]
+) -> None:
+    stored = publish_scripted_jobs(broker, tmp_path)
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap_servers, "group.id": "confluent-check", "enable.auto.commit": False}
+    )
+    try:
+        consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        messages: list[Message] = []
+        for _ in range(200):
+            if len(messages) >= len(stored):
+                break
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            messages.append(msg)
+    finally:
+        consumer.close()
+    assert len(messages) == len(stored)
+    by_id = {e["event_id"]: e for e in stored}
+    for msg in messages:
+        value = msg.value()
+        key = msg.key()
+        assert value is not None and key is not None
+        ce = json.loads(value)
+        schemas[ce["type"]].validate(ce)
+        original = by_id[ce["id"]]
+        assert key.decode() == original["stream_id"]
+        assert ce["data"] == original["data"] and ce["position"] == original["position"]
+        raw_headers: list[tuple[str, bytes]] = list(msg.headers() or [])  # type: ignore[arg-type]
+        headers = {k: v.decode() for k, v in raw_headers}
+        assert headers["content-type"] == "application/cloudevents+json"
+        if "traceparent" in original["metadata"]:  # type: ignore[operator]
+            assert headers["traceparent"] == original["metadata"]["traceparent"]  # type: ignore[index]
+
+
+def test_flp_events_consume_prints_json_lines(
+    broker: TansuBroker, tmp_path: Path, schemas: dict[str, jsonschema.Draft202012Validator]
+) -> None:
+    stored = publish_scripted_jobs(broker, tmp_path)
+    env = {"FLP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "FLP_KAFKA_TOPIC": TOPIC}
+    runner = CliRunner()
+    args = ["events", "consume", "--from-beginning", "--limit", str(len(stored)), "--idle-exit", "20"]
+    result = runner.invoke(cli(), args, env=env)
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(ce["position"] for ce in lines) == [e["position"] for e in stored]
+    for ce in lines:
+        schemas[ce["type"]].validate(ce)
+
+    # in a consumer group, with Kafka coordinates
+    args = ["events", "consume", "--from-beginning", "--group", "g1", "--kafka-meta", "--limit", "3"]
+    result = runner.invoke(cli(), args, env=env)
+    assert result.exit_code == 0, result.output
+    wrapped = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(wrapped) == 3
+    assert all(
+        {"partition", "offset", "key"} <= w["kafka"].keys() and w["event"]["specversion"] == "1.0" for w in wrapped
+    )
+
+
+def test_schema_export_writes_every_type_and_asyncapi(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli(), ["schema", "export", str(tmp_path / "out")], env={"FLP_KAFKA_TOPIC": "x.y"})
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (tmp_path / "out" / "events").iterdir()}
+    assert "flp.JobCreated.v1.json" in files and "flp.ClientRegistered.v1.json" in files
+    doc = json.loads((tmp_path / "out" / "asyncapi.json").read_text())
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc["channels"]["events"]["address"] == "x.y"
+    assert len(doc["components"]["messages"]) == len(files)
