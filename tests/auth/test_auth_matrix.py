@@ -189,7 +189,7 @@ def _claims(settings: Settings, **over: object) -> dict[str, object]:
 def bad_tokens(settings: Settings) -> dict[str, dict[str, str]]:
     from api.auth.tokens import signing_keys
 
-    key = signing_keys(settings).signing_key
+    key: bytes = signing_keys(settings).signing_key
     past = time.time() - 7200
     return {
         "none": {},
@@ -199,7 +199,7 @@ def bad_tokens(settings: Settings) -> dict[str, dict[str, str]]:
         "wrong-signature": bearer(jwt.encode(_claims(settings), "x" * 64, algorithm="HS256")),
         "wrong-audience": bearer(jwt.encode(_claims(settings, aud="someone-else"), key, algorithm="HS256")),
         "wrong-issuer": bearer(jwt.encode(_claims(settings, iss="evil"), key, algorithm="HS256")),
-        "alg-none": bearer(jwt.encode(_claims(settings), None, algorithm="none")),
+        "alg-none": bearer(jwt.encode(_claims(settings), "", algorithm="none")),
         "unknown-role": bearer(jwt.encode(_claims(settings, roles=["root"]), key, algorithm="HS256")),
         "runtime-unbound": bearer(
             jwt.encode(_claims(settings, sub="rt", roles=["runtime"], kind="runtime"), key, algorithm="HS256")
