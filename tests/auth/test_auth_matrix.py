@@ -189,7 +189,8 @@ def _claims(settings: Settings, **over: object) -> dict[str, object]:
 def bad_tokens(settings: Settings) -> dict[str, dict[str, str]]:
     from api.auth.tokens import signing_keys
 
-    key = bytes(signing_keys(settings).signing_key)
+    key = signing_keys(settings).signing_key
+    assert isinstance(key, bytes)
     past = time.time() - 7200
     return {
         "none": {},
