@@ -134,6 +134,12 @@ def _add_runtime_services(container: Container) -> None:
         from fl_runtime.service import add_flower_runtime
 
         add_flower_runtime(container, token_for=lambda job_id: issue_runtime_token(container.settings, job_id))
+    if container.settings.kafka_bootstrap_servers:
+        from adapters.kafka_relay import KafkaRelay
+
+        relay = KafkaRelay(container.store, container.read_models, container.settings)
+        container.extras["relay"] = relay  # health: relay.info()["lag"]; exact: await relay.lag()
+        container.services.append(BackgroundService("kafka_relay", relay.run, stop=relay.stop, info=relay.info))
 
 
 async def _open_audit(settings: Settings, store: EventStore) -> tuple[EventStore, Any]:
