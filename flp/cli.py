@@ -11,6 +11,7 @@ import typer
 
 from flp.api_client import ApiError, FlpClient, Unreachable, connect
 from flp.cli_admin import register as register_admin_commands
+from flp.cli_kafka import register as register_kafka_commands
 from flp.output import console, err_console, history_table, job_board_table, print_json
 from flp.settings import Settings
 
@@ -22,6 +23,7 @@ app.add_typer(job_app, name="job")
 app.add_typer(events_app, name="events")
 app.add_typer(projections_app, name="projections")
 register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli_admin.py)
+register_kafka_commands(app, events_app)  # events consume, project, relay, schema export (flp/cli_kafka.py)
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

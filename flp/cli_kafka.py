@@ -132,3 +132,11 @@ def schema_export(
     written = export_schemas(directory, topic or _settings(need_kafka=False).kafka_topic)
     for path in written:
         typer.echo(str(path))
+
+
+def register(app: typer.Typer, events_app: typer.Typer) -> None:
+    """Add the Kafka commands to the `flp` app and its `events` group."""
+    events_app.command("consume")(consume)
+    app.command("project")(project)
+    app.command("relay")(relay)
+    app.add_typer(schema_app, name="schema")
