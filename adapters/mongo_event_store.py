@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -75,6 +76,12 @@ COUNTERS = "event_counters"
 POSITION_COUNTER = "position"
 HWM_HINT = "safe_hwm"
 _FETCH_DOCS = 500  # commit documents per read round trip
+
+
+class _Outcome(enum.Enum):
+    COMMITTED = "committed"
+    CONFLICT = "conflict"  # a unique index refused the commit; a marker now holds the range
+    NOT_STORED = "not stored"  # a reader gave the range up, or the insert never reached the server
 
 
 class _Wakeup:
@@ -195,10 +202,14 @@ class MongoEventStore:
                 return AppendResult(stream_id, version, [])
             first, last = await self._allocate(len(events))
             doc, recorded = self._commit_doc(stream_id, events, version, prev_hash, first, idempotency_key)
-            if await self._insert_or_abandon(doc, first, last):
+            outcome = await self._insert_or_abandon(doc, first, last)
+            if outcome is _Outcome.COMMITTED:
                 self._wake.notify()
                 return AppendResult(stream_id, recorded[-1].version, recorded)
-            # Our range is abandoned (a marker holds it). Find out why.
+            if outcome is not _Outcome.CONFLICT:
+                continue  # nothing stored (slot given up by a reader, or never sent): try again
+            # A unique index refused the commit: the idempotency key, an event id, or the stream
+            # version (another writer appended at this version first).
             if idempotency_key is not None:
                 earlier = await self._earlier(idempotency_key, stream_id)
                 if earlier is not None:
@@ -210,10 +221,11 @@ class MongoEventStore:
             )
             if dup is not None:
                 raise ValueError(f"an event id of this append is already stored: {ids}")
-            actual = await self.stream_version(stream_id)
-            if expected_version is not None and actual != expected_version:
+            if expected_version is not None:
+                # the winner is at least one version further, even if a lagging read says not
+                actual = max(await self.stream_version(stream_id), expected_version + 1)
                 raise ConcurrencyError(stream_id, expected_version, actual)
-            # expected_version=None lost a race, or a reader gave our slot up: try again.
+            # expected_version=None: read the new head and try again
         raise RuntimeError(f"append to {stream_id} did not get through in {self.max_attempts} attempts")
 
     async def _earlier(self, key: str, stream_id: str) -> AppendResult | None:
@@ -276,31 +288,37 @@ class MongoEventStore:
             doc["idempotency_key"] = idempotency_key
         return doc, recorded
 
-    async def _insert_or_abandon(self, doc: dict[str, Any], first: int, last: int) -> bool:
-        """True: the commit is stored. False: a marker holds [first, last]; nothing was stored."""
+    async def _insert_or_abandon(self, doc: dict[str, Any], first: int, last: int) -> _Outcome:
+        """Insert the commit; if that fails, settle [first, last] so no reader waits on it."""
+        refused = False
         try:
             await self.commits.insert_one(doc)
-            return True
+            return _Outcome.COMMITTED
         except DuplicateKeyError:
-            pass  # stream conflict, idempotency key, or a reader gave position `first` up
+            refused = True  # stream version, idempotency key, event id, or `first` given up
         except PyMongoError as exc:  # the outcome is unknown: settle it with the marker below
             log.warning("insert of commit %d failed (%s); settling the range", first, exc)
         try:
             await self.commits.insert_one({"_id": first, "last_position": last, "abandoned": True})
-            return False
+            return _Outcome.CONFLICT if refused else _Outcome.NOT_STORED
         except DuplicateKeyError:
-            pass
+            pass  # `first` is taken: by our own commit, or by a reader's marker
         holder = await self.commits.find_one({"_id": first}, {"events.event_id": 1})
         ours = doc["events"][0]["event_id"]
         if holder is not None and holder.get("events") and holder["events"][0]["event_id"] == ours:
-            return True  # our insert got through; only its reply was lost
+            return _Outcome.COMMITTED  # our insert got through; only its reply was lost
         for position in range(first + 1, last + 1):  # a reader took `first`; give the rest up too
             await self._mark_abandoned(position)
-        return False
+        return _Outcome.NOT_STORED
 
-    async def _mark_abandoned(self, position: int) -> None:
-        with contextlib.suppress(DuplicateKeyError):
+    async def _mark_abandoned(self, position: int) -> bool:
+        """True if this call placed the marker; False if `position` was already taken."""
+        try:
             await self.commits.insert_one({"_id": position, "last_position": position, "abandoned": True})
+        except DuplicateKeyError:
+            return False
+        self._wake.notify()
+        return True
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -327,6 +345,7 @@ class MongoEventStore:
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         out: list[RecordedEvent] = []
         cursor = after_position
+        at_boundary = after_position == 0  # cursor is the end of a resolved document (or 0)
         while len(out) < limit:
             page = min(limit - len(out), _FETCH_DOCS)  # a commit holds >= 1 event, a marker none
             docs = await self.commits.find(
@@ -339,18 +358,25 @@ class MongoEventStore:
                     break
                 out.extend(e for e in _doc_events(doc) if e.position > cursor)
                 cursor = int(doc["last_position"])
+                at_boundary = True
             if not hole and len(docs) == page:
                 continue
             # Stopped at cursor+1. With events in hand, return them; with none, see whether the
             # missing position was abandoned (then read on past its marker).
-            if not out and await self._settle_hole(cursor + 1, known_allocated=hole):
+            if not out and await self._settle_hole(cursor + 1, hole, at_boundary):
                 continue
             break
         return out[:limit]
 
-    async def _settle_hole(self, position: int, known_allocated: bool) -> bool:
-        """`position` is missing. True if it is now resolved by a marker (it was allocated but
-        stayed uncommitted for abandon_after_s); False if it is in flight or not allocated."""
+    async def _settle_hole(self, position: int, known_allocated: bool, at_boundary: bool) -> bool:
+        """`position` is missing. True if it is now resolved by our marker (it was allocated but
+        stayed uncommitted for abandon_after_s); False if in flight, not allocated, or unclear.
+
+        Only the start of an allocation range may be given up: a marker inside a live range
+        would hide that range's events from readers starting there. `position` is a range start
+        if the document before it ends at position-1 (a marker there only ever covers the start
+        of a range that can no longer commit, so its successors are safe too).
+        """
         counter = await self.counters.find_one({"_id": POSITION_COUNTER})
         seq = int(counter["seq"]) if counter else 0
         if seq < position and not known_allocated:
@@ -363,12 +389,24 @@ class MongoEventStore:
         since = next((t for s, t in self._allocated_seen if s >= position), now)
         deadline = since + self.abandon_after_s
         if now < deadline:
-            self._next_deadline = deadline if self._next_deadline is None else min(self._next_deadline, deadline)
+            self._wait_until(deadline)
             return False
+        if not at_boundary and position > 1:
+            before = await self.commits.find_one({"last_position": position - 1}, {"_id": 1})
+            if before is None:
+                self._wait_until(now + self.poll_s)  # mid-range cursor: wait for the commit
+                return False
         log.warning("position %d allocated for %.1fs but not committed: marking it abandoned", position, now - since)
-        await self._mark_abandoned(position)
-        self._next_deadline = None
-        return True
+        if await self._mark_abandoned(position):
+            return True
+        # Taken meanwhile, by the late commit or another reader's marker, which this read may not
+        # see yet (read concern majority lags the unique-index check): look again shortly.
+        self._wait_until(now + min(self.poll_s, 0.05))
+        return False
+
+    def _wait_until(self, deadline: float) -> None:
+        if self._next_deadline is None or deadline < self._next_deadline:
+            self._next_deadline = deadline
 
     async def head_position(self) -> int:
         """Newest event position below which no position is unresolved (the safe high-water mark)."""
@@ -390,7 +428,7 @@ class MongoEventStore:
                     self._head_event = self._hwm
             if not hole and len(docs) == _FETCH_DOCS:
                 continue
-            if await self._settle_hole(self._hwm + 1, known_allocated=hole):
+            if await self._settle_hole(self._hwm + 1, hole, at_boundary=True):
                 continue
             break
         if self._hwm > before:

@@ -293,3 +293,30 @@ async def test_safe_high_water_mark_hint_survives_a_restart(backend: MongoTestBa
         assert await again.head_position() == 3
     finally:
         await again.close()
+
+
+async def test_reader_starting_inside_an_uncommitted_range_never_gives_part_of_it_up(
+    backend: MongoTestBackend, recorder: Recorder
+) -> None:
+    slow = await open_store(backend, recorder)
+    reader = await open_store(backend, abandon_after_s=0)  # would give a range start up at once
+    allocated, release = asyncio.Event(), asyncio.Event()
+
+    async def pause_insert(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        allocated.set()
+        await release.wait()
+
+    recorder.before[(COMMITS, "insert_one")] = pause_insert
+    try:
+        late = asyncio.create_task(slow.append("s", [ev(1), ev(2), ev(3)], expected_version=0))
+        await allocated.wait()  # positions 1..3 allocated, not committed
+        assert await reader.read_all(1) == []  # 2 is inside the range: not a place for a marker
+        assert await stored(backend) == []
+        release.set()
+        result = await late
+        assert [e.position for e in result.events] == [1, 2, 3]
+        assert [e.position for e in await reader.read_all(1)] == [2, 3]
+    finally:
+        release.set()
+        await slow.close()
+        await reader.close()

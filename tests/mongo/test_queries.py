@@ -265,6 +265,16 @@ async def test_reader_marks_an_abandoned_position(backend: MongoTestBackend, rec
         ]
         marker = await backend.database()["event_commits"].find_one({"_id": 1})
         assert marker == {"_id": 1, "last_position": 1, "abandoned": True}
+
+        # a cursor that is not the end of a stored document: is position-1 the end of one?
+        await backend.database()["event_counters"].update_one({"_id": "position"}, {"$inc": {"seq": 2}})
+        recorder.calls.clear()
+        assert await store.read_all(2, 10) == []
+        assert calls(recorder) == [
+            ("event_commits", "find", ({"last_position": {"$gt": 2}},), {"sort": [("last_position", 1)], "limit": 10}),
+            ("event_counters", "find_one", ({"_id": "position"},), {}),
+            ("event_commits", "find_one", ({"last_position": 2}, {"_id": 1}), {}),
+        ]
     finally:
         await store.close()
 
