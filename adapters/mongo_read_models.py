@@ -8,7 +8,7 @@ transactions, by making the commit *one document update* (write-ahead batch, rol
 2. the commit point is one conditional update of the checkpoint document,
    `{_id: projection, position: from, pending: null}` -> `{position: to, pending: batch}`.
    If it does not match (another runner got there first) nothing is applied and False returned;
-3. the staged changes are applied to `read_models`, each write guarded by position
+3. the staged changes are applied to `read_models` (replacements), each guarded by position
    (`position < new`), so applying twice or late (a racing roll-forward) is harmless, then
    `pending` is cleared.
 If the process dies between 2 and 3, whoever next reads the checkpoint (`get_checkpoint`,
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongo_client import MongoCollection, MongoConnection, collection
@@ -164,10 +164,13 @@ class MongoReadModelStore:
         await self._apply(projection, batch, staged)
 
     async def _apply(self, projection: str, batch: str, staged: list[dict[str, Any]]) -> None:
+        # Replacement-style writes: read-model documents may hold field names with dots or a
+        # leading $ (metric names...), which MongoDB >= 5.0 stores in inserts and replacements
+        # but refuses in $set updates of existing documents.
         writes = [
-            UpdateOne(
+            ReplaceOne(
                 {"projection": projection, "key": s["key"], "position": {"$lt": s["position"]}},
-                {"$set": {"position": s["position"], "doc": s["doc"]}},
+                {"projection": projection, "key": s["key"], "position": s["position"], "doc": s["doc"]},
                 upsert=True,
             )
             for s in staged

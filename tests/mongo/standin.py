@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import mongomock
 from mongomock import filtering
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
 
@@ -124,14 +124,18 @@ class StandInCollection:
         return await self._run("delete_many", *args, **kwargs)
 
     async def bulk_write(self, requests: list[Any], ordered: bool = True, **_kwargs: Any) -> Any:
-        """UpdateOne requests one by one (mongomock's bulk_write predates pymongo 4.20's), each
+        """UpdateOne/ReplaceOne requests one by one (mongomock's bulk_write predates pymongo 4.20's), each
         atomic on its own, as on a server; duplicate keys are reported like the server does."""
         errors: list[dict[str, Any]] = []
         for index, request in enumerate(requests):
-            if not isinstance(request, UpdateOne):
-                raise NotImplementedError(f"the stand-in bulk_write runs UpdateOne only, not {request!r}")
+            if isinstance(request, UpdateOne):
+                method = "update_one"
+            elif isinstance(request, ReplaceOne):
+                method = "replace_one"
+            else:
+                raise NotImplementedError(f"the stand-in bulk_write runs UpdateOne/ReplaceOne, not {request!r}")
             try:
-                await self._run("update_one", request._filter, request._doc, upsert=bool(request._upsert))
+                await self._run(method, request._filter, request._doc, upsert=bool(request._upsert))
             except DuplicateKeyError as exc:
                 errors.append({"index": index, "code": exc.code, "errmsg": str(exc)})
                 if ordered:

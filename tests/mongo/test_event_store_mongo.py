@@ -320,3 +320,14 @@ async def test_reader_starting_inside_an_uncommitted_range_never_gives_part_of_i
         release.set()
         await slow.close()
         await reader.close()
+
+
+async def test_event_payload_field_names_with_dots_and_dollars(backend: MongoTestBackend) -> None:
+    store = await open_store(backend)
+    try:
+        odd = NewEvent(str(uuid.uuid4()), "ClientJoined", 1, {"metrics": {"val.acc": 1, "$x": {"y.z": 2}}}, {"a.b": 1})
+        await store.append("s", [odd], expected_version=0)
+        (e,) = await store.read_stream("s")
+        assert e.data == odd.data and e.metadata["a.b"] == 1 and e.hash == expected_hash(e)
+    finally:
+        await store.close()

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 
 from adapters.mongo_artifact_store import MongoArtifactStore
 from adapters.mongo_event_store import MongoEventStore
@@ -31,8 +31,8 @@ def ev(n: int = 0) -> NewEvent:
 
 def shape(value: Any) -> Any:
     """Inserted documents -> their sorted field names (nested `events` likewise); masks."""
-    if isinstance(value, UpdateOne):
-        return ("UpdateOne", shape(value._filter), shape(value._doc), value._upsert)
+    if isinstance(value, ReplaceOne | UpdateOne):
+        return (type(value).__name__, shape(value._filter), shape(value._doc), value._upsert)
     if isinstance(value, datetime.datetime):
         return "<time>"
     if isinstance(value, dict):
@@ -316,15 +316,15 @@ async def test_read_model_queries(backend: MongoTestBackend, recorder: Recorder)
                 (
                     [
                         (
-                            "UpdateOne",
+                            "ReplaceOne",
                             {"projection": "p", "key": "a", "position": {"$lt": 1}},
-                            {"$set": {"position": 1, "doc": {"x": 1}}},
+                            {"projection": "p", "key": "a", "position": 1, "doc": {"x": 1}},
                             True,
                         ),
                         (
-                            "UpdateOne",
+                            "ReplaceOne",
                             {"projection": "p", "key": "b", "position": {"$lt": 2}},
-                            {"$set": {"position": 2, "doc": None}},
+                            {"projection": "p", "key": "b", "position": 2, "doc": None},
                             True,
                         ),
                     ],

@@ -112,3 +112,16 @@ async def test_deletes_are_tombstones_hidden_from_every_read(backend: MongoTestB
         assert await rm.get("p", "a") is None
     finally:
         await rm.close()
+
+
+async def test_field_names_with_dots_and_dollars_round_trip(backend: MongoTestBackend) -> None:
+    """Metric names are user data; MongoDB >= 5.0 stores such names in inserts and replacements."""
+    rm = await open_rm(backend)
+    try:
+        doc = {"metrics": {"val.loss": 0.5, "$weird": {"a.b": [1, {"$c": 2}]}}}
+        assert await rm.commit("p", {"k": (1, doc)}, 0, 1)
+        changed = {"metrics": {"val.loss": 0.25, "$weird": None}}
+        assert await rm.commit("p", {"k": (2, changed)}, 1, 2)  # an update of an existing document
+        assert await rm.get("p", "k") == changed
+    finally:
+        await rm.close()
