@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -26,6 +29,7 @@ from domain.commands import (
     StartJob,
 )
 from domain.events import JobConfig
+from flp.schemas import iter_schema_files
 from flp.settings import Settings
 
 TOPIC = "flp.events"
@@ -123,3 +127,27 @@ async def read_topic(
 
 def positions_cover(expected: set[int]) -> Callable[[list[Message]], bool]:
     return lambda msgs: expected <= {m.position for m in msgs}
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    """jsonschema checks `date-time` only with an optional package; check RFC 3339 here."""
+    checker = jsonschema.FormatChecker()
+    checker.checks("date-time", raises=ValueError)(_date_time)
+    return checker
+
+
+def _date_time(value: object) -> bool:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return False
+    datetime.fromisoformat(value.replace("z", "Z"))  # raises ValueError on impossible dates
+    return True
+
+
+def schema_validators(directory: Path) -> dict[str, jsonschema.Draft202012Validator]:
+    return {
+        ce_type: jsonschema.Draft202012Validator(schema, format_checker=format_checker())
+        for ce_type, schema in iter_schema_files(directory)
+    }

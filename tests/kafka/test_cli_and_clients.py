@@ -19,9 +19,8 @@ from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from flp.cli_kafka import consume, schema_app
-from flp.schemas import iter_schema_files
 from flp.settings import Settings
-from tests.kafka.conftest import PARTITIONS, TOPIC, script_job
+from tests.kafka.conftest import PARTITIONS, TOPIC, schema_validators, script_job
 
 
 def publish_scripted_jobs(broker: TansuBroker, tmp_path: Path) -> list[dict[str, object]]:
@@ -59,10 +58,7 @@ def cli() -> typer.Typer:
 def schemas(tmp_path: Path) -> dict[str, jsonschema.Draft202012Validator]:
     result = CliRunner().invoke(cli(), ["schema", "export", str(tmp_path / "schemas")])
     assert result.exit_code == 0, result.output
-    return {
-        ce_type: jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        for ce_type, schema in iter_schema_files(tmp_path / "schemas")
-    }
+    return schema_validators(tmp_path / "schemas")
 
 
 def test_confluent_kafka_reads_valid_cloudevents(

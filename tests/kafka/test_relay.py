@@ -6,16 +6,14 @@ import asyncio
 from collections import defaultdict
 from pathlib import Path
 
-import jsonschema
-
 from adapters.kafka_cloudevents import from_cloudevent
 from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from flp.schemas import export_schemas, iter_schema_files
+from flp.schemas import export_schemas
 from flp.settings import Settings
-from tests.kafka.conftest import PARTITIONS, positions_cover, read_topic, script_job
+from tests.kafka.conftest import PARTITIONS, positions_cover, read_topic, schema_validators, script_job
 
 
 async def test_scripted_job_arrives_in_order_and_valid(
@@ -43,10 +41,7 @@ async def test_scripted_job_arrives_in_order_and_valid(
     assert len(messages) == head  # a healthy broker: no duplicates either
 
     export_schemas(tmp_path / "schemas")
-    validators = {
-        ce_type: jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        for ce_type, schema in iter_schema_files(tmp_path / "schemas")
-    }
+    validators = schema_validators(tmp_path / "schemas")
     by_id = {e.event_id: e for e in stored}
     per_key: dict[str, list[int]] = defaultdict(list)
     partition_of: dict[str, set[int]] = defaultdict(set)
