@@ -54,6 +54,17 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     return env
 
 
+CLI_CONNECTION = "flp"
+
+
+def write_cli_config(flwr_home: Path, address: str) -> None:
+    """Make `FLWR_HOME=<data_dir>/flower/home flwr ls flp` (or run/log/stop) reach our SuperLink."""
+    (flwr_home / "config.toml").write_text(
+        f'[superlink]\ndefault = "{CLI_CONNECTION}"\n\n'
+        f'[superlink.{CLI_CONNECTION}]\naddress = "{address}"\ninsecure = true\n'
+    )
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).is_success
@@ -112,6 +123,7 @@ class FlowerEngine:
         try:
             superlink.wait_healthy(lambda: _healthy(f"http://{host}:{port}/health"), STARTUP_TIMEOUT_S)
             self.control_address = f"{host}:{port}"
+            write_cli_config(home, self.control_address)
             if self.mode == "deployment":
                 self._start_supernodes(env, host, port)
         except BaseException:

@@ -128,8 +128,9 @@ class ManagedProcess:
         pids = set(self.tree())
         orphans = []
         for pid in pids - {self.proc.pid}:
-            chain, cur = set(), pid
-            while cur not in (None, 0, 1, self.proc.pid) and cur not in chain:
+            chain: set[int] = set()
+            cur: int | None = pid
+            while cur is not None and cur not in (0, 1, self.proc.pid) and cur not in chain:
                 chain.add(cur)
                 cur = parent_pid(cur)
             if cur != self.proc.pid:

@@ -2,7 +2,9 @@
 
 Fed from the store's global feed (own checkpoint `flower_supervisor`):
 - `JobCreated` (runtime "flower") -> submit a Flower run, then `MarkJobStarted(run_id)`;
-- the run's status, polled through the Control API -> `CompleteJob` / `FailJob`;
+- the job's last `RoundCompleted` -> `CompleteJob` (with the latest metrics and model hash);
+- the run's status, polled through the Control API -> `FailJob` when it fails, is stopped
+  outside flp or ends before all rounds are recorded (and `CompleteJob` as a fallback);
 - `JobCancelled` -> stop the Flower run.
 
 Restart safety: on start it replays the job streams (state only), then reconciles with Flower's
@@ -50,6 +52,11 @@ class Tracked:
     config: e.JobConfig
     status: str = "pending"
     run_id: str | None = None
+    rounds_done: int = 0
+
+    @property
+    def all_rounds_recorded(self) -> bool:
+        return self.rounds_done >= self.config.rounds
 
     @property
     def terminal(self) -> bool:
@@ -133,6 +140,12 @@ class JobSupervisor:
         match event:
             case e.JobStarted(run_id=run_id):
                 job.status, job.run_id = "running", run_id
+            case e.RoundCompleted(round=round_no):
+                job.rounds_done = max(job.rounds_done, round_no)
+                if act and job.all_rounds_recorded and not job.terminal:
+                    # The outcome is fixed once the last round is recorded: complete now rather
+                    # than after Flower's teardown (Ray shutdown takes seconds).
+                    await self._complete(job)
             case e.JobCompleted():
                 job.status = "completed"
             case e.JobFailed():
@@ -141,7 +154,7 @@ class JobSupervisor:
                 job.status = "cancelled"
                 if act and job.run_id is not None:
                     await self._stop_run(job.run_id)
-        if job.terminal and job.status != "cancelled":
+        if job.terminal and (act or job.status != "cancelled"):
             self.tracked.pop(job.job_id, None)
 
     # --- reconciliation --------------------------------------------------------------------
@@ -161,6 +174,8 @@ class JobSupervisor:
                 self.tracked.pop(job.job_id, None)
             elif job.status == "pending":
                 await self._ensure_run(job, None, runs)
+            elif job.status == "running" and job.all_rounds_recorded:
+                await self._complete(job)
             elif job.status == "running" and job.run_id not in runs:
                 await self._execute(job, c.FailJob(reason=f"Flower run {job.run_id} is unknown to the SuperLink"))
 
@@ -227,18 +242,27 @@ class JobSupervisor:
             self.tracked.pop(job.job_id, None)
             return
         if run.status == "finished:completed":
-            if state.round < job.config.rounds:
-                command: JobCommand = c.FailJob(
-                    reason=f"Flower run {run.run_id} ended after {state.round} of {job.config.rounds} rounds"
-                )
-            else:
-                command = c.CompleteJob(final_metrics=dict(state.latest_metrics), model_sha256=state.model_sha256)
+            if state.round >= job.config.rounds:
+                await self._complete(job)
+                return
+            command: JobCommand = c.FailJob(
+                reason=f"Flower run {run.run_id} ended after {state.round} of {job.config.rounds} rounds"
+            )
         elif run.status == "finished:stopped":
             command = c.FailJob(reason=f"Flower run {run.run_id} was stopped outside flp")
         else:
             detail = f": {run.details}" if run.details else ""
             command = c.FailJob(reason=f"Flower run {run.run_id} {run.status}{detail}"[:2000])
         await self._finish(job, command)
+
+    async def _complete(self, job: Tracked) -> None:
+        _, state = await self.jobs.load(job.job_id)
+        if state.is_terminal:
+            self.tracked.pop(job.job_id, None)
+            return
+        await self._finish(
+            job, c.CompleteJob(final_metrics=dict(state.latest_metrics), model_sha256=state.model_sha256)
+        )
 
     async def _finish(self, job: Tracked, command: JobCommand) -> None:
         await self._execute(job, command, idempotency_key=f"job-{job.job_id}-run-{job.run_id}-end")

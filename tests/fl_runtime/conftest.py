@@ -68,7 +68,7 @@ class Platform:
 async def serve_platform(data_dir: Path, mode: str, supernodes: int = 2) -> AsyncIterator[Platform]:
     settings = Settings(
         data_dir=data_dir,
-        flower_mode=mode,  # type: ignore[arg-type]
+        flower_mode=mode,
         flower_supernodes=supernodes,
         flower_reply_timeout_s=60.0,
         api_port=0,
