@@ -15,26 +15,29 @@ Per-stream concurrency. A writer reads the stream's newest commit (version v, ha
 concurrent writers at the same version in; the others get DuplicateKeyError -> ConcurrencyError
 (or, with `expected_version=None`, a transparent retry). Since every commit starts right after
 the commit its writer saw, a stream's commits tile its versions and the hash chain is unbroken.
-Idempotency keys live on the commit under a unique sparse index, so concurrent retries with one
-key also insert once.
+Idempotency keys live on the commit under a unique partial index, so concurrent retries with
+one key also insert once; event ids are unique through a multikey index on `events.event_id`.
 
 Global order, gap-free for readers (counter + safe high-water mark). Positions come from
 `find_one_and_update($inc: {seq: n})` on the counter *before* the insert, so two writers can
 commit out of order: position 7 may be visible before 6. Allocated ranges tile the position
-space, so the document holding position p+1 must have `_id == p+1` once p is read. Readers
+space, so once the document ending at p is read, the next one must have `_id == p+1`. Readers
 walk documents by `last_position` and stop at the first hole (`_id` > cursor+1): they never read
 past a position that is not yet resolved. A hole is resolved by its commit or by a marker with
 the same `_id`; the `_id` unique index makes "commit" and "abandoned" mutually exclusive,
 whichever insert comes first wins, so a reader can never skip an event that commits late:
-  * a writer whose insert fails (stream conflict, duplicate key) inserts a marker over its whole
-    range; if that marker collides, it reads `_id`: either its own commit (the ack was lost; the
-    append succeeded) or a reader's marker (its slot was given up; it marks the rest of its range
-    and retries the append with fresh positions);
+  * a writer whose insert fails (a unique-index conflict, or a network error with an unknown
+    outcome) inserts a marker over its whole range; if that marker collides, it reads `_id`:
+    either its own commit (only the reply was lost: the append succeeded) or a reader's marker
+    (its slot was given up: it marks the rest of its range and retries with fresh positions);
   * a reader that has seen a hole stay allocated (counter >= p) for `abandon_after_s` (bounded
-    wait; default 10 s) inserts a one-position marker at p. A crashed writer therefore delays
-    readers by at most that long, and never stalls them forever.
+    wait; default 10 s) inserts a one-position marker at p, but only where p starts a range
+    (the document before it ends at p-1), never inside a range that may still commit. A crashed
+    writer therefore delays readers by at most that long, and never stalls them forever.
 Positions are strictly increasing and never reused; abandoned ranges are holes in the numbering
-that readers step over. `head_position` is the newest event at or below the safe high-water mark.
+that readers step over (they appear only when an append lost a race or a writer died between
+allocating and inserting). `head_position` is the newest event at or below the safe high-water
+mark, which readers also persist as a hint (`$max`-style guarded upsert) for the next start.
 
 Waking subscribers: commits from this process wake them at once; on a replica set / mongos a
 change stream on `event_commits` (inserts only) wakes them for other processes' commits;
@@ -162,19 +165,24 @@ class MongoEventStore:
         await self._conn.release()
 
     async def _watch_commits(self) -> None:
-        """Wake subscribers on every insert into event_commits (commits and markers)."""
+        """Wake subscribers on every insert into event_commits (commits and markers). If the
+        stream fails (no privilege, failover), subscribers still poll; retry with backoff."""
         pipeline = [{"$match": {"operationType": "insert"}}, {"$project": {"documentKey": 1}}]
+        backoff = self.poll_s
         while True:
             try:
                 stream = await self.commits.watch(pipeline)
                 async with stream:
+                    self._wake.notify()  # anything committed while (re)connecting
                     async for _change in stream:
+                        backoff = self.poll_s
                         self._wake.notify()
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
-                log.warning("change stream on %s failed (%s); polling every %.1fs", COMMITS, exc, self.poll_s)
-                await asyncio.sleep(self.poll_s)
+                log.warning("change stream on %s failed (%s); polling, retry in %.1fs", COMMITS, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
 
     # --- writes ------------------------------------------------------------------------------
 
