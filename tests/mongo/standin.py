@@ -316,8 +316,10 @@ class MongoTestBackend:
             assert self._server is not None
             self._server.drop_database(self.db_name)
             return
-        if self._real_clients:
-            await self._real_clients[0].drop_database(self.db_name)
-        for client in self._real_clients:
-            await client.close()
-        self._real_clients.clear()
+        clients, self._real_clients = self._real_clients, []
+        try:
+            if clients:
+                await clients[0].drop_database(self.db_name)
+        finally:
+            for client in clients:
+                await client.close()

@@ -65,6 +65,7 @@ class ReplicaSetLike(RecordingDatabase):
         self.changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def command(self, *args: Any, **kwargs: Any) -> Any:
+        self.recorder.record("$cmd", "command", args, kwargs)
         return {"isWritablePrimary": True, "setName": "rs0", "ok": 1.0}
 
     def __getitem__(self, name: str) -> Any:
@@ -107,6 +108,7 @@ async def test_change_stream_wakes_subscribers_for_other_processes_commits(backe
     writer = await MongoEventStore(backend.connect()).open()  # "another process": no in-process wake
     try:
         await asyncio.sleep(0)
+        assert [c.args for c in recorder.of("$cmd")] == [("hello",)]  # a replica set: watch it
         assert [c.args for c in recorder.of("event_commits", "watch")] == [
             ([{"$match": {"operationType": "insert"}}, {"$project": {"documentKey": 1}}],)
         ]

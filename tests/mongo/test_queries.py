@@ -98,7 +98,9 @@ ALLOCATE_1 = (
 
 
 async def test_event_store_queries(backend: MongoTestBackend, recorder: Recorder) -> None:
-    store = await MongoEventStore(backend.connect(recorder)).open()
+    # watch=False: no change-stream watcher (on a real replica set its calls would interleave
+    # with the ones under test); `hello` + watch are covered in test_connection.py
+    store = await MongoEventStore(backend.connect(recorder), watch=False).open()
     try:
         commits_only = {"stream_id": {"$exists": True}}
         assert calls(recorder) == [
@@ -132,7 +134,6 @@ async def test_event_store_queries(backend: MongoTestBackend, recorder: Recorder
             ),
             ("event_counters", "update_one", ({"_id": "position"}, {"$setOnInsert": {"seq": 0}}), {"upsert": True}),
             ("event_counters", "find_one", ({"_id": "safe_hwm"},), {}),
-            ("$cmd", "command", ("hello",), {}),
         ]
 
         # append: stream head, expected-version check, allocate positions, insert one commit
@@ -250,7 +251,7 @@ async def test_event_store_queries(backend: MongoTestBackend, recorder: Recorder
 
 
 async def test_reader_marks_an_abandoned_position(backend: MongoTestBackend, recorder: Recorder) -> None:
-    store = await MongoEventStore(backend.connect(recorder), abandon_after_s=0).open()
+    store = await MongoEventStore(backend.connect(recorder), abandon_after_s=0, watch=False).open()
     try:
         await backend.database()["event_counters"].update_one({"_id": "position"}, {"$inc": {"seq": 1}})
         recorder.calls.clear()
