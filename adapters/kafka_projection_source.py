@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
@@ -62,6 +62,7 @@ class KafkaProjectionWorker:
         from_beginning: bool = False,
         max_buffered_per_partition: int = 50_000,
         stall_warning_s: float = 10.0,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.read_models = read_models
         self.settings = settings
@@ -70,9 +71,11 @@ class KafkaProjectionWorker:
         self.from_beginning = from_beginning
         self.max_buffered = max_buffered_per_partition
         self.stall_warning_s = stall_warning_s
+        self.session_timeout_ms = session_timeout_ms
         self.applied_to = 0  # every projection has applied everything up to here
         self.duplicates = 0
         self.assigned: set[TopicPartition] = set()
+        self.assignments = 0  # group assignments received (an empty one = standing by)
         self._buffer: dict[int, tuple[RecordedEvent, TopicPartition, int]] = {}
         self._buffered: Counter[TopicPartition] = Counter()
         self._consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
@@ -92,6 +95,8 @@ class KafkaProjectionWorker:
             auto_offset_reset="earliest",
             partition_assignment_strategy=(SingleOwnerAssignor,),
             max_poll_interval_ms=300_000,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
         )
         await consumer.start()
         try:
@@ -109,8 +114,16 @@ class KafkaProjectionWorker:
         self._stopping.set()
 
     async def wait_applied(self, position: int, timeout_s: float = 30.0) -> None:
+        await self.wait_for(lambda w: w.applied_to >= position, timeout_s)
+
+    async def wait_for(self, predicate: Callable[[KafkaProjectionWorker], bool], timeout_s: float = 30.0) -> None:
+        """Block until `predicate(worker)` holds; re-checked after each apply and assignment."""
         async with asyncio.timeout(timeout_s), self._progress:
-            await self._progress.wait_for(lambda: self.applied_to >= position)
+            await self._progress.wait_for(lambda: predicate(self))
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
 
     # --- consumer group ----------------------------------------------------------------------
 
@@ -127,14 +140,17 @@ class KafkaProjectionWorker:
 
     async def _assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         self.assigned = set(assigned)
+        self.assignments += 1
         if not assigned:
             log.info("projection worker: standing by (another member of %s owns the topic)", self.group)
+            await self._notify()
             return
         self.applied_to = await self.runner.low_checkpoint()
         if self.from_beginning or self.applied_to == 0:
             # fresh read models (or asked to): committed offsets would skip what they never saw
             await consumer.seek_to_beginning(*assigned)
         log.info("projection worker: owns %d partitions, projections at position %d", len(assigned), self.applied_to)
+        await self._notify()
 
     # --- the merge ---------------------------------------------------------------------------
 

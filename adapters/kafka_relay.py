@@ -100,6 +100,8 @@ class KafkaRelay:
         """Publish forever: reconnect with exponential backoff (and jitter) after any failure."""
         self._stopping.clear()
         backoff = self.config.backoff_initial_s
+        with contextlib.suppress(Exception):  # for info() before the first session connects
+            self.published_position = await self.checkpoint()
         monitor = asyncio.create_task(self._watch_head(), name="kafka-relay-head")
         try:
             while not self._stopping.is_set():

@@ -59,7 +59,7 @@ async def test_kafka_fed_read_models_equal_store_fed(
     await read_models.set_checkpoint("kafka_relay", head // 2)
     assert await relay_all(store, read_models, kafka_settings) == head
 
-    worker = KafkaProjectionWorker(kafka_read_models, kafka_settings, group="dash-1")
+    worker = KafkaProjectionWorker(kafka_read_models, kafka_settings, group="dash-1", session_timeout_ms=6000)
     task = asyncio.create_task(worker.run())
     await worker.wait_applied(head)
     await worker.stop()
@@ -72,7 +72,7 @@ async def test_kafka_fed_read_models_equal_store_fed(
     # more events; the worker restarts in the same group and resumes from its committed offsets
     await script_job(store, "j4")
     head = await relay_all(store, read_models, kafka_settings)
-    worker = KafkaProjectionWorker(kafka_read_models, kafka_settings, group="dash-1")
+    worker = KafkaProjectionWorker(kafka_read_models, kafka_settings, group="dash-1", session_timeout_ms=6000)
     task = asyncio.create_task(worker.run())
     await worker.wait_applied(head)
     await worker.stop()
@@ -80,3 +80,43 @@ async def test_kafka_fed_read_models_equal_store_fed(
     assert worker.duplicates == 0  # nothing before the committed offsets was read again
     kafka_fed = {name: await kafka_read_models.dump(name) for name in PROJECTION_NAMES}
     assert kafka_fed == await store_fed_dump(store, tmp_path / "store-fed-2.db")
+
+
+async def test_second_worker_in_the_group_stands_by_and_takes_over(
+    kafka_settings: Settings,
+    store: SqliteEventStore,
+    read_models: SqliteReadModelStore,
+    kafka_read_models: SqliteReadModelStore,
+    tmp_path: Path,
+) -> None:
+    """One group, two workers on the same read models: one owns every partition, the other waits;
+    when the owner leaves, the standby takes over where the committed offsets are."""
+    await script_job(store, "j1")
+    head = await relay_all(store, read_models, kafka_settings)
+    first = KafkaProjectionWorker(kafka_read_models, kafka_settings, group="dash", session_timeout_ms=6000)
+    first_task = asyncio.create_task(first.run())
+    await first.wait_applied(head)
+    standby_models = await SqliteReadModelStore(tmp_path / "kafka-read-models.db").open()  # same file
+    second = KafkaProjectionWorker(standby_models, kafka_settings, group="dash", session_timeout_ms=6000)
+    second_task = asyncio.create_task(second.run())
+    try:
+        # the group rebalances to include the second member: one owner, one standby
+        await second.wait_for(lambda w: w.assignments > 0)
+        await first.wait_for(lambda w: w.assignments > 1 or bool(w.assigned) != bool(second.assigned))
+        owners = [w for w in (first, second) if w.assigned]
+        assert len(owners) == 1 and len(owners[0].assigned) == PARTITIONS
+        owner, standby = (first, second) if first.assigned else (second, first)
+        await owner.stop()
+        await (first_task if owner is first else second_task)
+
+        await script_job(store, "j2")
+        head = await relay_all(store, read_models, kafka_settings)
+        await standby.wait_applied(head, timeout_s=40)
+        assert len(standby.assigned) == PARTITIONS
+    finally:
+        await second.stop()
+        await first.stop()
+        await asyncio.gather(first_task, second_task)
+        await standby_models.close()
+    kafka_fed = {name: await kafka_read_models.dump(name) for name in PROJECTION_NAMES}
+    assert kafka_fed == await store_fed_dump(store, tmp_path / "store-fed.db")
