@@ -60,7 +60,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from adapters.mongo_client import (
     MongoCollection,
@@ -299,25 +299,30 @@ class MongoEventStore:
     async def _insert_or_abandon(self, doc: dict[str, Any], first: int, last: int) -> _Outcome:
         """Insert the commit; if that fails, settle [first, last] so no reader waits on it."""
         refused = False
+        fatal: Exception | None = None
         try:
             await self.commits.insert_one(doc)
             return _Outcome.COMMITTED
         except DuplicateKeyError:
             refused = True  # stream version, idempotency key, event id, or `first` given up
-        except PyMongoError as exc:  # the outcome is unknown: settle it with the marker below
+        except ConnectionFailure as exc:  # the outcome is unknown: settle it with the marker below
             log.warning("insert of commit %d failed (%s); settling the range", first, exc)
+        except Exception as exc:  # refused for good (too large, not encodable, not authorized...)
+            fatal = exc
         try:
             await self.commits.insert_one({"_id": first, "last_position": last, "abandoned": True})
-            return _Outcome.CONFLICT if refused else _Outcome.NOT_STORED
-        except DuplicateKeyError:
-            pass  # `first` is taken: by our own commit, or by a reader's marker
-        holder = await self.commits.find_one({"_id": first}, {"events.event_id": 1})
-        ours = doc["events"][0]["event_id"]
-        if holder is not None and holder.get("events") and holder["events"][0]["event_id"] == ours:
-            return _Outcome.COMMITTED  # our insert got through; only its reply was lost
-        for position in range(first + 1, last + 1):  # a reader took `first`; give the rest up too
-            await self._mark_abandoned(position)
-        return _Outcome.NOT_STORED
+            outcome = _Outcome.CONFLICT if refused else _Outcome.NOT_STORED
+        except DuplicateKeyError:  # `first` is taken: by our own commit, or by a reader's marker
+            holder = await self.commits.find_one({"_id": first}, {"events.event_id": 1})
+            ours = doc["events"][0]["event_id"]
+            if holder is not None and holder.get("events") and holder["events"][0]["event_id"] == ours:
+                return _Outcome.COMMITTED  # our insert got through; only its reply was lost
+            for position in range(first + 1, last + 1):  # a reader took `first`; give up the rest
+                await self._mark_abandoned(position)
+            outcome = _Outcome.NOT_STORED
+        if fatal is not None:
+            raise fatal  # the range is settled; retrying would fail the same way
+        return outcome
 
     async def _mark_abandoned(self, position: int) -> bool:
         """True if this call placed the marker; False if `position` was already taken."""

@@ -25,10 +25,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import bson
 import mongomock
 from mongomock import filtering
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
 
 from adapters.mongo_client import MongoConnection, MongoDatabase, parse_write_concern
@@ -37,6 +38,17 @@ ENV_URL = "FLP_TEST_MONGODB_URL"
 
 
 filter_applies = cast(Callable[[dict[str, Any], dict[str, Any]], bool], filtering.filter_applies)
+
+
+MAX_BSON_SIZE = 16 * 1024 * 1024  # MongoDB's document size limit (the driver checks it client-side)
+
+
+def _check_size(document: dict[str, Any]) -> None:
+    size = len(bson.encode(document))
+    if size > MAX_BSON_SIZE:
+        raise DocumentTooLarge(
+            f"BSON document too large ({size} bytes) - the limit is {MAX_BSON_SIZE} bytes"
+        )
 
 
 def _index_values(document: Any, path: str) -> list[Any]:
@@ -75,6 +87,7 @@ class StandInCollection:
 
     async def insert_one(self, document: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         await asyncio.sleep(0)
+        _check_size(document)
         self._check_multikey_unique(document)
         result = self._coll.insert_one(document, *args, **kwargs)
         await asyncio.sleep(0)
@@ -102,8 +115,10 @@ class StandInCollection:
                 if self._coll.find_one(query) is not None:
                     raise DuplicateKeyError(f"E11000 duplicate key error index: {name} dup key: {combo}", 11000)
 
-    async def insert_many(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._run("insert_many", *args, **kwargs)
+    async def insert_many(self, documents: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        for document in documents:
+            _check_size(document)
+        return await self._run("insert_many", documents, *args, **kwargs)
 
     async def find_one(self, *args: Any, **kwargs: Any) -> Any:
         return await self._run("find_one", *args, **kwargs)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pymongo import ReturnDocument
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from adapters.mongo_event_store import COMMITS, COUNTERS, POSITION_COUNTER, MongoEventStore
 from commands.ports import ConcurrencyError
@@ -331,3 +331,19 @@ async def test_event_payload_field_names_with_dots_and_dollars(backend: MongoTes
         assert e.data == odd.data and e.metadata["a.b"] == 1 and e.hash == expected_hash(e)
     finally:
         await store.close()
+
+
+async def test_append_refused_for_good_settles_its_range_and_raises(backend: MongoTestBackend) -> None:
+    store = await open_store(backend)
+    reader = await open_store(backend, abandon_after_s=3600)  # would wait an hour on a hole
+    try:
+        huge = NewEvent(str(uuid.uuid4()), "ClientJoined", 1, {"blob": "x" * (17 * 1024 * 1024)}, {})
+        with pytest.raises(DocumentTooLarge):
+            await store.append("s", [huge], expected_version=0)
+        await store.append("s", [ev(1)], expected_version=0)
+        assert [e.position for e in await reader.read_all(0)] == [2]  # 1 is settled, not a hole
+        docs = await stored(backend)
+        assert [(d["_id"], d.get("abandoned", False)) for d in docs] == [(1, True), (2, False)]
+    finally:
+        await store.close()
+        await reader.close()
