@@ -72,12 +72,24 @@ async def through_platform(http: httpx.AsyncClient, job: dict[str, Any]) -> dict
     return {"wall_s": wall, "status": doc["status"], "job_id": job_id, "metrics": doc.get("final_metrics", {})}
 
 
+async def settle(runtime: FlowerRuntime, idle: set[int], timeout_s: float = 30.0) -> None:
+    """Wait until the previous run's processes are gone (Ray agents reaped), so runs start equal."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runtime.engine.reap_orphans()
+        if not set(runtime.engine.owned_pids()) - idle:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=["simulation", "deployment"], default="simulation")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs; the best of each side is reported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flp-bench-") as tmp:
         settings = Settings(
@@ -102,14 +114,22 @@ async def main() -> None:
                 "min_clients": args.clients,
                 "seed": args.seed,
             }
-            bare = await asyncio.to_thread(bare_flwr_run, runtime, args.rounds, args.clients, args.seed)
+            idle = set(runtime.engine.owned_pids())
+            bares, platforms = [], []
             async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60.0) as http:
-                platform = await through_platform(http, job)
+                for _ in range(args.repeat):
+                    bares.append(await asyncio.to_thread(bare_flwr_run, runtime, args.rounds, args.clients, args.seed))
+                    await settle(runtime, idle)
+                    platforms.append(await through_platform(http, job))
+                    await settle(runtime, idle)
+            bare = min(bares, key=lambda r: float(r["wall_s"]))
+            platform = min(platforms, key=lambda r: float(r["wall_s"]))
     result = {
         "bench": "fl_overhead",
         "engine": args.mode,
         "rounds": args.rounds,
         "clients": args.clients,
+        "repeat": args.repeat,
         "bare_flwr_run_s": round(bare["wall_s"], 3),
         "platform_s": round(platform["wall_s"], 3),
         "ratio": round(platform["wall_s"] / bare["wall_s"], 3),

@@ -65,11 +65,14 @@ class Platform:
 
 
 @asynccontextmanager
-async def serve_platform(data_dir: Path, mode: str, supernodes: int = 2) -> AsyncIterator[Platform]:
+async def serve_platform(
+    data_dir: Path, mode: str, supernodes: int = 2, superlink: str | None = None
+) -> AsyncIterator[Platform]:
     settings = Settings(
         data_dir=data_dir,
         flower_mode=mode,
         flower_supernodes=supernodes,
+        flower_superlink=superlink,
         flower_reply_timeout_s=60.0,
         api_port=0,
     )

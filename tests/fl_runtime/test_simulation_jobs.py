@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import torch
 
+from domain.events import JobConfig
 from fl_runtime.processes import owned_pids
+from fl_runtime.run_config import run_config_for
 from tests.fl_runtime.conftest import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -168,3 +170,35 @@ async def test_supervisor_restart_mid_job_keeps_exactly_one_run(sim_platform: Pl
     types = [e["type"] for e in await sim_platform.events(job_id)]
     assert types.count("JobStarted") == 1 and types.count("JobCompleted") == 1
     assert types.count("RoundCompleted") == 3
+
+
+async def test_unknown_hyperparameter_fails_the_job_without_a_run(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(rounds=1, num_clients=2, min_clients=2, hyperparameters={"momentum": 0.9})
+    detail = await sim_platform.wait_terminal(job_id, timeout_s=30)
+    assert detail["status"] == "failed" and "unknown hyperparameter 'momentum'" in detail["reason"]
+    control = sim_platform.runtime.control
+    assert control is not None
+    assert not [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
+
+
+async def test_a_run_submitted_before_a_crash_is_adopted_not_duplicated(sim_platform: Platform) -> None:
+    """The supervisor crashed after submitting a run but before recording JobStarted: the run
+    exists on the SuperLink under the job's id, so the job adopts it instead of starting another."""
+    runtime = sim_platform.runtime
+    control = runtime.control
+    assert control is not None and runtime.token_for is not None
+    job_id = "adopt-me-1"
+    config = JobConfig(name="adopt", rounds=1, num_clients=2, min_clients=2)
+    run_config = run_config_for(job_id, config, runtime.public_url, 60.0, runtime.token_for(job_id))
+    run_id = await asyncio.to_thread(control.start_run, run_config, runtime.engine.simulation_config(2))
+
+    created = await sim_platform.http.post(
+        "/jobs", json={"job_id": job_id, **config.model_dump(mode="json"), "runtime": "flower"}
+    )
+    assert created.status_code == 201, created.text
+    detail = await sim_platform.wait_terminal(job_id)
+    assert detail["status"] == "completed"
+    started = [e for e in await sim_platform.events(job_id) if e["type"] == "JobStarted"]
+    assert [e["data"]["run_id"] for e in started] == [run_id]
+    runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
+    assert [r.run_id for r in runs] == [run_id]
