@@ -9,6 +9,7 @@ its key" drops exactly the duplicates.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from adapters.kafka_cloudevents import decode_value, header_value
 from adapters.kafka_config import client_options
 from flp.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Deduper:
@@ -109,7 +112,11 @@ async def consume_events(
             idle = 0.0
             for records in batches.values():
                 for record in records:
-                    event = decode_record(record)
+                    try:
+                        event = decode_record(record)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.warning("skipping %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+                        continue
                     if dedupe and not seen.accept(event.key, event.position):
                         continue
                     yield event

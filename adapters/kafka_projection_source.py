@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from adapters.kafka_assignor import SingleOwnerAssignor
 from adapters.kafka_cloudevents import decode_value, from_cloudevent
@@ -74,6 +75,7 @@ class KafkaProjectionWorker:
         self.session_timeout_ms = session_timeout_ms
         self.applied_to = 0  # every projection has applied everything up to here
         self.duplicates = 0
+        self.rejected = 0  # messages that are not flp CloudEvents
         self.assigned: set[TopicPartition] = set()
         self.assignments = 0  # group assignments received (an empty one = standing by)
         self._buffer: dict[int, tuple[RecordedEvent, TopicPartition, int]] = {}
@@ -161,9 +163,14 @@ class KafkaProjectionWorker:
             if tp not in self.assigned:
                 continue
             for record in records:
-                if record.value is None:
+                try:
+                    if record.value is None:
+                        raise ValueError("empty message")
+                    event = from_cloudevent(decode_value(record.value))
+                except (ValueError, KeyError, TypeError) as exc:  # not an flp event: never blocks the order
+                    self.rejected += 1
+                    log.warning("projection worker: skipping %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc)
                     continue
-                event = from_cloudevent(decode_value(record.value))
                 if event.position <= self.applied_to or event.position in self._buffer:
                     self.duplicates += 1
                     continue
@@ -200,7 +207,11 @@ class KafkaProjectionWorker:
             if target > self._committed.get(tp, -1):
                 offsets[tp] = target
         if offsets:
-            await consumer.commit(offsets)
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. a rebalance: the next owner re-reads, duplicates are skipped
+                log.warning("projection worker: offset commit failed (%s); will retry", exc)
+                return
             self._committed.update(offsets)
 
     def _throttle(self, consumer: AIOKafkaConsumer) -> None:
