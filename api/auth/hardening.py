@@ -149,8 +149,25 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
     _declare_security(app)
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "code": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
 def _declare_security(app: FastAPI) -> None:
-    """OpenAPI: an OAuth2 password flow + bearer scheme, required on every non-public route."""
+    """OpenAPI: an OAuth2 password flow + bearer scheme, required on every non-public route; error
+    responses documented as the problem+json they are."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -163,17 +180,29 @@ def _declare_security(app: FastAPI) -> None:
             "flows": {"password": {"tokenUrl": "/auth/token", "scopes": {}}},
             "description": "JWT from POST /auth/token (password or client_credentials grant)",
         }
+        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for path, item in schema.get("paths", {}).items():
             for method, operation in item.items():
                 if not isinstance(operation, dict):
                     continue
+                responses = operation.setdefault("responses", {})
                 rule = rule_for(method, path)
                 if rule is not None and not rule.public:
                     operation["security"] = [{"bearer": []}]
-                    responses = operation.setdefault("responses", {})
                     responses.setdefault("401", {"description": "no valid token"})
                     responses.setdefault("403", {"description": "the role does not allow this"})
-                    responses.setdefault("429", {"description": "rate limit exceeded (see Retry-After)"})
+                responses.setdefault("429", {"description": "rate limit exceeded (see Retry-After)"})
+                if "{" in path:
+                    responses.setdefault("404", {"description": "no such resource"})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "the body could not be parsed"})
+                    responses.setdefault("413", {"description": "the body is larger than the limit"})
+                if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                    responses.setdefault("409", {"description": "a rule or the expected version was broken"})
+                for status, response in responses.items():
+                    if str(status).startswith(("4", "5")):  # errors are problem+json (api/errors.py)
+                        response["content"] = problem
         app.openapi_schema = schema
         return schema
 

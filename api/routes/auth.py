@@ -182,7 +182,12 @@ async def me(request: Request) -> Me:
     return Me(subject=p.subject, roles=sorted(str(r) for r in p.roles), kind=p.kind, job_id=p.job_id)
 
 
-@router.post("/auth/runtime-tokens", response_model=TokenResponse, summary="A token for one job's FL runtime")
+@router.post(
+    "/auth/runtime-tokens",
+    response_model=TokenResponse,
+    summary="A token for one job's FL runtime",
+    responses={404: {"description": "no such job"}},
+)
 async def runtime_token(body: RuntimeTokenRequest, container: ContainerDep, auth: AuthDep) -> TokenResponse:
     if await container.store.stream_version(stream_id(body.job_id)) == 0:
         raise NotFound(f"job {body.job_id} not found")
