@@ -409,8 +409,8 @@ class MongoEventStore:
             if before is None:
                 self._wait_until(now + self.poll_s)  # mid-range cursor: wait for the commit
                 return False
-        log.warning("position %d allocated for %.1fs but not committed: marking it abandoned", position, now - since)
         if await self._mark_abandoned(position):
+            log.warning("position %d was allocated %.1fs ago but not committed: gave it up", position, now - since)
             return True
         # Taken meanwhile, by the late commit or another reader's marker, which this read may not
         # see yet (read concern majority lags the unique-index check): look again shortly.
