@@ -202,3 +202,12 @@ async def test_a_run_submitted_before_a_crash_is_adopted_not_duplicated(sim_plat
     assert [e["data"]["run_id"] for e in started] == [run_id]
     runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
     assert [r.run_id for r in runs] == [run_id]
+
+
+async def test_fedadam_on_dirichlet_partitions_runs(sim_platform: Platform) -> None:
+    job_id = await sim_platform.start_job(
+        rounds=1, num_clients=2, min_clients=2, strategy="fedadam", partitioning="dirichlet", dirichlet_alpha=0.5
+    )
+    detail = await sim_platform.wait_terminal(job_id)
+    assert detail["status"] == "completed", detail
+    assert 0.0 <= detail["final_metrics"]["central_acc"] <= 1.0

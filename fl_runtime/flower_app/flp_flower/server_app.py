@@ -12,9 +12,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from flp_flower.data import central_holdout
 from flp_flower.model import Mlp, evaluate, new_model, sha256_hex, state_bytes
-from flp_flower.reporter import PlatformReporter
+from flp_flower.reporter import PlatformReporter, ReportRejected
 from flp_flower.settings import RunSettings
-from flp_flower.strategies import RecordingFedAvg, build_strategy
+from flp_flower.strategies import NotEnoughClients, RecordingFedAvg, build_strategy
 
 torch.set_num_threads(1)
 log = logging.getLogger("flp_flower.server")
@@ -66,8 +66,6 @@ def main(grid: Grid, context: Context) -> None:
         if settings.platform_url and settings.job_id
         else None
     )
-    if reporter is not None:
-        strategy.on_round_failed = reporter.fail_job
     try:
         strategy.start(
             grid=grid,
@@ -77,6 +75,14 @@ def main(grid: Grid, context: Context) -> None:
             train_config=ConfigRecord({"lr": settings.lr}),
             evaluate_fn=RoundPublisher(settings, strategy, reporter),
         )
+    except Exception as exc:
+        # Tell the platform why (e.g. fewer than min_clients replied), then fail the Flower run.
+        if reporter is not None and not isinstance(exc, ReportRejected):
+            try:
+                reporter.fail_job(str(exc) if isinstance(exc, NotEnoughClients) else f"ServerApp: {exc!r}")
+            except Exception:
+                log.exception("could not report the failure to the platform")
+        raise
     finally:
         if reporter is not None:
             reporter.close()

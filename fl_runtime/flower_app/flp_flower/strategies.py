@@ -8,7 +8,7 @@ aggregated in partition order, so the same seed gives bit-identical models and m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -71,7 +71,6 @@ class RecordingFedAvg(FedAvg):
 
     settings: RunSettings
     current: RoundLog | None = None
-    on_round_failed: Callable[[str], None] | None = None  # called with the reason before raising
 
     def attach(self, settings: RunSettings) -> None:
         self.settings = settings
@@ -105,8 +104,6 @@ class RecordingFedAvg(FedAvg):
                 f"replied, the job needs min_clients={self.settings.min_clients}"
                 + (f" ({log.failure_summary()})" if log.failures else "")
             )
-            if self.on_round_failed is not None:
-                self.on_round_failed(reason)
             raise NotEnoughClients(reason)
         arrays, metrics = super().aggregate_train(server_round, ordered)
         log.train_metrics = _scalar_record(metrics)

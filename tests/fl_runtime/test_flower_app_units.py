@@ -1,0 +1,89 @@
+"""The Flower app's pieces on their own: partitions, strategies, model bytes, run config."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from domain.events import JobConfig
+from fl_runtime.app_dir import APP_DIR, declared_run_config
+from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
+
+sys.path.insert(0, str(APP_DIR))
+
+from flp_flower import data, model, strategies  # noqa: E402
+from flp_flower.settings import RunSettings  # noqa: E402
+
+
+@pytest.mark.parametrize("partitioning", ["iid", "dirichlet"])
+def test_partitions_are_disjoint_cover_the_pool_and_depend_only_on_the_seed(partitioning: str) -> None:
+    pool, holdout = data._pool_and_holdout(7)
+    parts = [data.client_data(pid, 3, partitioning, 0.3, 7)[0] for pid in range(3)]
+    assert sum(len(p.y) for p in parts) == len(pool.y) == 1797 - len(holdout.y)
+    rows = np.concatenate([p.x for p in parts])
+    assert len(np.unique(rows, axis=0)) == len(np.unique(pool.x, axis=0))
+    again = data.client_data.__wrapped__(1, 3, partitioning, 0.3, 7)[0]
+    assert np.array_equal(again.x, parts[1].x) and np.array_equal(again.y, parts[1].y)
+    assert len(holdout.y) == 360  # the 20% central hold-out
+
+
+def test_dirichlet_partitions_are_skewed_iid_are_balanced() -> None:
+    iid = [np.bincount(data.client_data(p, 3, "iid", 0.1, 1)[0].y, minlength=10) for p in range(3)]
+    skewed = [np.bincount(data.client_data(p, 3, "dirichlet", 0.1, 1)[0].y, minlength=10) for p in range(3)]
+    assert max(np.std(c / c.sum()) for c in iid) < max(np.std(c / max(c.sum(), 1)) for c in skewed)
+
+
+def test_model_bytes_are_stable_for_the_same_weights() -> None:
+    a, b = model.new_model(3), model.new_model(3)
+    assert model.sha256_hex(model.state_bytes(a.state_dict())) == model.sha256_hex(model.state_bytes(b.state_dict()))
+    assert model.state_bytes(a.state_dict()) != model.state_bytes(model.new_model(4).state_dict())
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("fedavg", strategies.RecordingFedAvg),
+        ("fedprox", strategies.RecordingFedProx),
+        ("fedadam", strategies.RecordingFedAdam),
+    ],
+)
+def test_each_strategy_is_flowers_own_plus_recording(name: str, cls: type) -> None:
+    settings = RunSettings(
+        job_id="j",
+        platform_url="",
+        platform_token="",
+        strategy=name,
+        rounds=2,
+        num_clients=3,
+        min_clients=2,
+        partitioning="iid",
+        dirichlet_alpha=0.5,
+        seed=1,
+        lr=0.1,
+        batch_size=32,
+        local_epochs=1,
+        proximal_mu=0.01,
+        server_lr=0.1,
+        reply_timeout=5.0,
+        report_retries=1,
+        fail_partitions=frozenset(),
+    )
+    strategy = strategies.build_strategy(settings)
+    assert (strategy.min_train_nodes, strategy.min_available_nodes) == (2, 3)
+    assert type(strategy) is cls
+
+
+def test_run_config_maps_the_job_and_checks_hyperparameters() -> None:
+    config = JobConfig(
+        name="x", rounds=4, min_clients=2, num_clients=3, strategy="fedprox", hyperparameters={"batch_size": 16}
+    )
+    rc = run_config_for("job-1", config, "http://127.0.0.1:9", 30.0, "tok")
+    assert rc["num-server-rounds"] == 4 and rc["strategy"] == "fedprox" and rc["batch-size"] == 16
+    assert rc["platform-token"] == "tok" and rc["reply-timeout"] == 30.0
+    assert set(rc) <= set(declared_run_config())
+    with pytest.raises(UnsupportedHyperparameter):
+        run_config_for("j", config.model_copy(update={"hyperparameters": {"seed": 3}}), "u", 1.0)
+    with pytest.raises(UnsupportedHyperparameter):
+        run_config_for("j", config.model_copy(update={"hyperparameters": {"lr": "fast"}}), "u", 1.0)
