@@ -6,7 +6,11 @@ What each check catches (an attacker who can edit the store's rows, but holds no
 - a deleted event: a gap in the global positions and a broken `prev_hash` link;
 - two events swapped: a version out of sequence and a broken link;
 - a forged event with a recomputed chain: it has no valid seal (an HMAC under a key kept outside
-  the store); deleting the newest events is caught by seals for events the store no longer has.
+  the store); deleting the newest events is caught by seals for events the store no longer has;
+- events of different streams trading global positions keep every stream's chain intact: the
+  seals cover the position, the sha256 chain does not.
+Not detected: an attacker holding the seal key, or one who rolls back both the store and the seal
+store to an earlier consistent state (keep an external copy of the chain head against that).
 """
 
 from __future__ import annotations

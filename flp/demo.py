@@ -95,7 +95,8 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             created = (await http.post("/jobs", json=body)).raise_for_status().json()
             job_id = created["events"][0]["data"]["job_id"]
             console.print(f"started job [bold]{job_id}[/bold] ({'Flower' if flower else 'scripted'} runtime)")
-            console.print(f"watch it live: curl -N {srv.url}/live/jobs/{job_id}")
+            bearer = '-H "Authorization: Bearer $(flp token issue --user admin)"'
+            console.print(f"watch it live: curl -N {bearer} {srv.url}/live/jobs/{job_id}")
             driver = None
             if not flower:
                 driver = asyncio.create_task(
