@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
 import typer
+from aiokafka import AIOKafkaProducer
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from typer.testing import CliRunner
 
@@ -20,6 +26,8 @@ from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from flp.cli_kafka import consume, schema_app
 from flp.settings import Settings
+from projections.registry import PROJECTION_NAMES, all_projections
+from projections.runner import ProjectionRunner
 from tests.kafka.conftest import PARTITIONS, TOPIC, schema_validators, script_job
 
 
@@ -133,3 +141,73 @@ def test_schema_export_writes_every_type_and_asyncapi(tmp_path: Path) -> None:
     assert doc["asyncapi"] == "3.0.0"
     assert doc["channels"]["events"]["address"] == "x.y"
     assert len(doc["components"]["messages"]) == len(files)
+
+
+def test_flp_project_source_kafka_builds_the_read_models(broker: TansuBroker, tmp_path: Path) -> None:
+    """The worker as a separate process; a foreign message on the topic is skipped."""
+    data_dir = tmp_path / "flp"
+    data_dir.mkdir()
+    settings = Settings(data_dir=data_dir, kafka_bootstrap_servers=broker.bootstrap_servers, kafka_topic=TOPIC)
+
+    async def prepare() -> int:
+        store = await SqliteEventStore(data_dir / "flp.db").open()
+        rm = await SqliteReadModelStore(tmp_path / "relay-checkpoint.db").open()
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await producer.start()
+        try:
+            await script_job(store, "j1")
+            await producer.send_and_wait(TOPIC, b"not an event", key=b"job-j1", partition=0)
+            relay = KafkaRelay(store, rm, settings, RelayConfig(partitions=PARTITIONS))
+            task = asyncio.create_task(relay.run())
+            head = await store.head_position()
+            await relay.wait_published(head)
+            await relay.stop()
+            await task
+            return head
+        finally:
+            await producer.stop()
+            await rm.close()
+            await store.close()
+
+    async def checkpoints(path: Path) -> tuple[int, dict[str, object]]:
+        rm = await SqliteReadModelStore(path).open()
+        try:
+            low = min([await rm.get_checkpoint(name) for name in PROJECTION_NAMES])
+            return low, {name: await rm.dump(name) for name in PROJECTION_NAMES}
+        finally:
+            await rm.close()
+
+    async def store_fed() -> dict[str, object]:
+        store = await SqliteEventStore(data_dir / "flp.db").open()
+        rm = await SqliteReadModelStore(tmp_path / "store-fed.db").open()
+        try:
+            await ProjectionRunner(rm, all_projections()).catch_up(store)
+            return {name: await rm.dump(name) for name in PROJECTION_NAMES}
+        finally:
+            await rm.close()
+            await store.close()
+
+    head = asyncio.run(prepare())
+    env = {
+        **os.environ,
+        "FLP_DATA_DIR": str(data_dir),
+        "FLP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "FLP_KAFKA_TOPIC": TOPIC,
+    }
+    code = "from flp.cli import main; main()"
+    args = [sys.executable, "-c", code, "project", "--source", "kafka", "--group", "cli-worker"]
+    worker = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        low, kafka_fed = 0, dict[str, object]()
+        while low < head and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.5)
+            if (data_dir / "flp-read-models.db").exists():
+                low, kafka_fed = asyncio.run(checkpoints(data_dir / "flp-read-models.db"))
+        assert low == head, worker.stdout.read().decode() if worker.poll() is not None and worker.stdout else low
+    finally:
+        worker.send_signal(signal.SIGINT)
+        output = worker.communicate(timeout=30)[0].decode()
+    assert worker.returncode == 0, output
+    assert "skipping" in output  # the foreign message was logged and passed over
+    assert kafka_fed == asyncio.run(store_fed())
