@@ -27,7 +27,15 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "security_protocol": protocol,
     }
     if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context()
+        # system CAs by default; a private CA / client certificate once Settings has these fields
+        cafile = getattr(settings, "kafka_ssl_cafile", None)
+        certfile = getattr(settings, "kafka_ssl_certfile", None)
+        keyfile = getattr(settings, "kafka_ssl_keyfile", None)
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(cafile) if cafile else None,
+            certfile=str(certfile) if certfile else None,
+            keyfile=str(keyfile) if keyfile else None,
+        )
     if protocol.startswith("SASL"):
         options["sasl_mechanism"] = (settings.kafka_sasl_mechanism or "PLAIN").upper()
         options["sasl_plain_username"] = settings.kafka_sasl_username

@@ -63,7 +63,15 @@ class RelayConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RelayConfig:
-        return cls(topic=settings.kafka_topic, **overrides)
+        """Topic from FLP_KAFKA_TOPIC; partitions / replication factor from FLP_KAFKA_PARTITIONS /
+        FLP_KAFKA_REPLICATION_FACTOR once Settings has those fields (defaults otherwise)."""
+        values: dict[str, Any] = {"topic": settings.kafka_topic}
+        for field in ("partitions", "replication_factor"):
+            value = getattr(settings, f"kafka_{field}", None)
+            if value is not None:
+                values[field] = int(value)
+        values.update(overrides)
+        return cls(**values)
 
 
 class KafkaRelay:
