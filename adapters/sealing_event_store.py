@@ -3,6 +3,7 @@ before the append returns. Everything else passes through to the wrapped store."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -19,6 +20,7 @@ class SealingEventStore:
         self.inner = inner
         self.seals = seals
         self._key = key
+        self._inflight: set[asyncio.Future[None]] = set()
 
     async def append(
         self,
@@ -27,13 +29,26 @@ class SealingEventStore:
         expected_version: int | None,
         idempotency_key: str | None = None,
     ) -> AppendResult:
-        result = await self.inner.append(stream_id, events, expected_version, idempotency_key)
-        if result.events and not result.duplicate:
-            try:
-                await self.seals.put([seal_record(self._key, e) for e in result.events])
-            except Exception:  # the events are stored; `flp audit verify` will report them unsealed
-                log.exception("sealing events %s..%s failed", result.events[0].position, result.events[-1].position)
-        return result
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight.add(done)  # registered before the events become visible: see settle()
+        try:
+            result = await self.inner.append(stream_id, events, expected_version, idempotency_key)
+            if result.events and not result.duplicate:
+                try:
+                    await self.seals.put([seal_record(self._key, e) for e in result.events])
+                except Exception:  # the events are stored; `flp audit verify` will report them unsealed
+                    first, last = result.events[0].position, result.events[-1].position
+                    log.exception("sealing events %s..%s failed", first, last)
+            return result
+        finally:
+            self._inflight.discard(done)
+            done.set_result(None)
+
+    async def settle(self) -> None:
+        """Wait until every append in flight has its seals written (verification then sees no
+        event that is committed but not yet sealed)."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight)
 
     async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
         return await self.inner.find_idempotent(idempotency_key)

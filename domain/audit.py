@@ -37,6 +37,7 @@ class Break:
     version: int
     position: int
     reason: str
+    code: str = "broken"  # gap | order | version | link | content | unsealed | seal | moved | missing
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,32 +118,32 @@ class ChainVerifier:
         return None
 
     def _check(self, event: RecordedEvent, seal: SealRecord | None) -> Break | None:
-        def broken(reason: str) -> Break:
-            return Break(event.stream_id, event.version, event.position, reason)
+        def broken(reason: str, code: str) -> Break:
+            return Break(event.stream_id, event.version, event.position, reason, code)
 
         if self.contiguous and event.position != self.last_position + 1:
             if event.position <= self.last_position:
-                return broken(f"position {event.position} is not after {self.last_position}")
+                return broken(f"position {event.position} is not after {self.last_position}", "order")
             missing = f"{self.last_position + 1}" + (
                 f"..{event.position - 1}" if event.position - 1 > self.last_position + 1 else ""
             )
-            return broken(f"global feed has a gap: position {missing} missing (deleted event?)")
+            return broken(f"global feed has a gap: position {missing} missing (deleted event?)", "gap")
         if not self.contiguous and event.position <= self.last_position:
-            return broken(f"position {event.position} is not after {self.last_position}")
+            return broken(f"position {event.position} is not after {self.last_position}", "order")
         version, prev_hash, _ = self.heads.get(event.stream_id, (0, GENESIS_HASH, 0))
         if event.version != version + 1:
-            return broken(f"version {event.version} follows version {version} (expected {version + 1})")
+            return broken(f"version {event.version} follows version {version} (expected {version + 1})", "version")
         if event.prev_hash != prev_hash:
-            return broken("prev_hash does not match the hash of the stream's previous event")
+            return broken("prev_hash does not match the hash of the stream's previous event", "link")
         if expected_hash(event) != event.hash:
-            return broken("content does not match its hash (a field was changed)")
+            return broken("content does not match its hash (a field was changed)", "content")
         if self.seal_key is not None:
             if seal is None:
-                return broken("no seal: the event was not appended through flp (forged?)")
+                return broken("no seal: the event was not appended through flp (forged?)", "unsealed")
             if (seal.stream_id, seal.version, seal.event_id) != (event.stream_id, event.version, event.event_id):
-                return broken(f"seal is for {seal.stream_id} version {seal.version}: events were moved")
+                return broken(f"seal is for {seal.stream_id} version {seal.version}: events were moved", "moved")
             if not hmac.compare_digest(seal.seal, seal_of(self.seal_key, event)):
-                return broken("seal does not match: the event was rewritten (hash chain recomputed?)")
+                return broken("seal does not match: the event was rewritten (hash chain recomputed?)", "seal")
         return None
 
     def missing_sealed(self, seals: Iterable[SealRecord]) -> Break | None:
@@ -152,9 +153,8 @@ class ChainVerifier:
         for s in seals:
             version = self.heads.get(s.stream_id, (0, "", 0))[0]
             if s.position > self.last_position or s.version > version:
-                self.first_break = Break(
-                    s.stream_id, s.version, s.position, "event is missing: it was sealed but the store no longer has it"
-                )
+                reason = "event is missing: it was sealed but the store no longer has it"
+                self.first_break = Break(s.stream_id, s.version, s.position, reason, "missing")
                 return self.first_break
         return None
 

@@ -24,6 +24,7 @@ class BreakOut(BaseModel):
     version: int
     position: int
     reason: str
+    code: str = Field(description="gap | order | version | link | content | unsealed | seal | moved | missing")
 
 
 class VerifyOut(BaseModel):
