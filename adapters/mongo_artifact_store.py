@@ -35,9 +35,9 @@ class MongoArtifactStore:
         self._opened = False
 
     async def open(self) -> MongoArtifactStore:
-        self._conn.lease()
-        self._opened = True
         await ensure_artifact_indexes(self.files, self.chunks)
+        self._conn.lease()  # taken once open succeeded: close() gives it back
+        self._opened = True
         return self
 
     async def close(self) -> None:

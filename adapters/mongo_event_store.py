@@ -140,8 +140,6 @@ class MongoEventStore:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> MongoEventStore:
-        self._conn.lease()
-        self._opened = True
         await ensure_event_indexes(self.commits)
         # The counter exists before the first allocation (concurrent openers: one wins).
         with contextlib.suppress(DuplicateKeyError):
@@ -151,6 +149,8 @@ class MongoEventStore:
             self._hwm, self._head_event = int(hint["position"]), int(hint["head_event"])
         if self._watch_enabled and supports_change_streams(await topology(self._conn.db)):
             self._watcher = asyncio.create_task(self._watch_commits(), name="flp-mongo-watch")
+        self._conn.lease()  # taken once open succeeded: close() gives it back
+        self._opened = True
         return self
 
     async def close(self) -> None:

@@ -49,13 +49,13 @@ class MongoReadModelStore:
         self._opened = False
 
     async def open(self) -> MongoReadModelStore:
-        self._conn.lease()
-        self._opened = True
         await ensure_read_model_indexes(self.docs, self.batches)
         pending = await self.checkpoints.find({"pending": _LIVE}, {"pending": 1}).to_list(None)
         for cp in pending:
             await self._roll_forward(str(cp["_id"]), str(cp["pending"]))
         await self.batches.delete_many({"created_at": {"$lt": datetime.now(UTC) - ORPHAN_AGE}})
+        self._conn.lease()  # taken once open succeeded: close() gives it back
+        self._opened = True
         return self
 
     async def close(self) -> None:
