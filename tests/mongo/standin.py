@@ -46,9 +46,7 @@ MAX_BSON_SIZE = 16 * 1024 * 1024  # MongoDB's document size limit (the driver ch
 def _check_size(document: dict[str, Any]) -> None:
     size = len(bson.encode(document))
     if size > MAX_BSON_SIZE:
-        raise DocumentTooLarge(
-            f"BSON document too large ({size} bytes) - the limit is {MAX_BSON_SIZE} bytes"
-        )
+        raise DocumentTooLarge(f"BSON document too large ({size} bytes) - the limit is {MAX_BSON_SIZE} bytes")
 
 
 def _index_values(document: Any, path: str) -> list[Any]:
