@@ -47,6 +47,7 @@ class Container:
     live: LiveHub
     services: list[BackgroundService] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)  # optional parts: artifacts, relay, supervisor
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # called by stop()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -79,6 +80,8 @@ class Container:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for close in reversed(self.closers):
+            await close()
         await self.read_models.close()
         await self.store.close()
 
@@ -100,6 +103,19 @@ async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
 
+async def open_artifacts(settings: Settings, container: Container) -> Any:
+    """Model artifacts: GridFS beside a MongoDB store, else a folder in the data dir."""
+    url = settings.resolved_store_url()
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from adapters.mongo_artifact_store import MongoArtifactStore
+        from adapters.mongo_client import MongoConnection
+
+        artifacts = await MongoArtifactStore(MongoConnection.from_settings(settings)).open()
+        container.closers.append(artifacts.close)
+        return artifacts
+    return FsArtifactStore(settings.artifacts_dir)
+
+
 async def build_container(settings: Settings | None = None, *, with_runtime: bool = True) -> Container:
     """The platform's object graph. `with_runtime=False` leaves out the Flower runtime and the
     Kafka relay (for one-shot CLI commands against the data dir)."""
@@ -118,7 +134,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         projections=runner,
         live=live,
     )
-    container.extras["artifacts"] = FsArtifactStore(settings.artifacts_dir)
+    container.extras["artifacts"] = await open_artifacts(settings, container)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
     container.extras["audit_seals"] = seals
     await _add_auth(container)
