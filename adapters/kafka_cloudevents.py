@@ -13,8 +13,9 @@ CloudEvent attributes:
 Extension attributes (lowercase alphanumeric, as the spec requires):
   position (global, gap-free order), streamversion (1-based per stream), schemaversion,
   correlationid, causationid, actor, prevhash, hash (the per-stream tamper-evident chain),
-  metadata (the stored metadata as canonical JSON text, so the chain can be verified and the
-  RecordedEvent rebuilt exactly).
+  metadata (the stored metadata as JSON text with sorted keys, so the RecordedEvent can be
+  rebuilt exactly and the chain verified: hash = sha256 of domain.envelope.canonical_json over
+  [prevhash, subject, streamversion, id, type name, schema version, data, parsed metadata]).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from domain.envelope import RecordedEvent, canonical_json
+from domain.envelope import RecordedEvent
 
 SPEC_VERSION = "1.0"
 DEFAULT_SOURCE = "/flp"
@@ -69,7 +70,7 @@ def to_cloudevent(event: RecordedEvent, source: str = DEFAULT_SOURCE) -> dict[st
         "actor": str(meta.get("actor") or ""),
         "prevhash": event.prev_hash,
         "hash": event.hash,
-        "metadata": canonical_json(meta),
+        "metadata": orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode(),
         "data": event.data,
     }
     return ce

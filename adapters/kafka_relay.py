@@ -262,13 +262,14 @@ class KafkaRelay:
         pending: list[RecordedEvent] = []
         next_batch: asyncio.Task[list[RecordedEvent]] | None = None
         stop_wait = asyncio.create_task(self._stopping.wait())
+        saving: asyncio.Task[None] | None = None
         try:
             while True:
                 if not pending:
                     if next_batch is None:
                         next_batch = asyncio.create_task(_next(feed))
-                    done, _ = await asyncio.wait({next_batch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                    if next_batch not in done:
+                    ready, _ = await asyncio.wait({next_batch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                    if next_batch not in ready:
                         return  # stopping while idle
                     pending, next_batch = next_batch.result(), None
                 elif self._stopping.is_set():
@@ -276,13 +277,19 @@ class KafkaRelay:
                 # read the next store batch while this round is on the wire
                 if next_batch is None:
                     next_batch = asyncio.create_task(_next(feed))
-                pending = await self._round(producer, pending)
+                done, pending = await self._round(producer, pending)
+                # checkpoint writes are sequential and overlap the next round, never run ahead of acks
+                if saving is not None:
+                    await saving
+                saving = asyncio.create_task(self._save_checkpoint(done[-1].position))
         finally:
             stop_wait.cancel()
             if next_batch is not None:
                 next_batch.cancel()
                 with contextlib.suppress(BaseException):
                     await next_batch
+            if saving is not None:
+                await saving  # a failed write surfaces here: the session ends and re-sends
 
     def _partition(self, stream_id: str) -> int:
         partition = self._partition_cache.get(stream_id)
@@ -293,8 +300,10 @@ class KafkaRelay:
             self._partition_cache[stream_id] = partition
         return partition
 
-    async def _round(self, producer: AIOKafkaProducer, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        """Publish a prefix of `events` (one batch per partition), checkpoint it, return the rest."""
+    async def _round(
+        self, producer: AIOKafkaProducer, events: list[RecordedEvent]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+        """Publish a prefix of `events` (one batch per partition); (acknowledged, the rest)."""
         builders: dict[int, Any] = {}
         counts: dict[int, int] = {}
         taken = 0
@@ -338,16 +347,17 @@ class KafkaRelay:
         if regressed:
             raise RelayError(f"broker lost acknowledged messages (offsets went back: {', '.join(regressed)})")
         done = events[:taken]
-        last = done[-1].position
-        await self.checkpoints.set_checkpoint(self.config.checkpoint_name, last)
-        self.published_position = last
         self.head_position = max(self.head_position, events[-1].position)
         self.rounds += 1
         self.events_sent += taken
         if self.on_published is not None:
-            self.on_published(done)
+            self.on_published(done)  # acknowledged; the checkpoint write follows
+        return done, events[taken:]
+
+    async def _save_checkpoint(self, position: int) -> None:
+        await self.checkpoints.set_checkpoint(self.config.checkpoint_name, position)
+        self.published_position = position
         await self._notify()
-        return events[taken:]
 
 
 async def _next(feed: AsyncIterator[list[RecordedEvent]]) -> list[RecordedEvent]:
