@@ -11,6 +11,7 @@ from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
+from domain.envelope import expected_hash
 from flp.schemas import export_schemas
 from flp.settings import Settings
 from tests.kafka.conftest import PARTITIONS, positions_cover, read_topic, schema_validators, script_job
@@ -50,6 +51,7 @@ async def test_scripted_job_arrives_in_order_and_valid(
         assert m.headers["content-type"] == "application/cloudevents+json"
         original = by_id[m.value["id"]]
         assert from_cloudevent(m.value) == original  # lossless: the stored event comes back exactly
+        assert expected_hash(from_cloudevent(m.value)) == m.value["hash"]  # integrators can verify the chain
         assert m.key == original.stream_id == m.value["subject"]
         if "traceparent" in original.metadata:
             assert m.headers["traceparent"] == original.metadata["traceparent"]
