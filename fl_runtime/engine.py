@@ -79,6 +79,7 @@ class FlowerEngine:
     config: EngineConfig
     processes: list[ManagedProcess] = field(default_factory=list)
     owners: list[str] = field(default_factory=list)  # markers of every process ever started
+    lost_runs: set[str] = field(default_factory=set)  # unfinished runs inherited from a previous start
     control_address: str = ""
 
     @property

@@ -52,6 +52,8 @@ class FlowerRuntime:
             await asyncio.to_thread(self.engine.start)
         if self.control is None:
             self.control = FlowerControl(self.engine.control_address)
+            if self.engine.mode != "remote":
+                await self._stop_inherited_runs(self.control)
         while True:
             self.supervisor = JobSupervisor(
                 self.container.store,
@@ -73,6 +75,15 @@ class FlowerRuntime:
             except asyncio.CancelledError:
                 if not self._restarting:
                     raise
+
+    async def _stop_inherited_runs(self, control: FlowerControl) -> None:
+        """Our SuperLink keeps its state in the data dir: runs it still lists as unfinished were
+        running when the platform went down, and their processes died with it."""
+        runs = await asyncio.to_thread(control.list_runs)
+        self.engine.lost_runs = {r.run_id for r in runs.values() if not r.finished}
+        for run_id in self.engine.lost_runs:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(control.stop_run, run_id)
 
     async def restart_supervisor(self) -> JobSupervisor:
         """Kill the supervisor (as a crash would) and wait for a fresh one to be ready."""

@@ -8,7 +8,9 @@ Fed from the store's global feed (own checkpoint `flower_supervisor`):
 - `JobCancelled` -> stop the Flower run.
 
 Restart safety: on start it replays the job streams (state only), then reconciles with Flower's
-run list, matching runs to jobs by the `job-id` in their run config. A job with a run is never
+run list, matching runs to jobs by the `job-id` in their run config. Runs the engine found
+unfinished when it (re)started its own SuperLink died with the previous platform process: their
+jobs fail with that reason. A job with a run is never
 submitted again (a crash between submit and `MarkJobStarted` is healed by adopting the run), a
 running job is tracked again, a run of a cancelled job is stopped and a job whose run is gone
 fails. Submissions are serialised, so two triggers for one job cannot race to two runs.
@@ -167,7 +169,11 @@ class JobSupervisor:
                 by_job.setdefault(run.job_id, []).append(run)
         for job in list(self.tracked.values()):
             job_runs = by_job.get(job.job_id, [])
-            if job.status == "cancelled":
+            lost = [r.run_id for r in job_runs if r.run_id in self.engine.lost_runs]
+            if lost and job.status in ("pending", "running") and not job.all_rounds_recorded:
+                reason = f"the platform restarted while Flower run {lost[0]} was running; the run was lost"
+                await self._finish(job, c.FailJob(reason=reason))
+            elif job.status == "cancelled":
                 for run in job_runs:
                     if not run.finished:
                         await self._stop_run(run.run_id)
