@@ -88,8 +88,8 @@ async def consume_events(
         auto_offset_reset="earliest" if from_beginning else "latest",
         max_poll_interval_ms=60_000,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         if group is None:
             partitions = await _partitions(consumer, topic)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]

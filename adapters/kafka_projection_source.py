@@ -100,8 +100,8 @@ class KafkaProjectionWorker:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
         )
-        await consumer.start()
         try:
+            await consumer.start()
             consumer.subscribe([self.settings.kafka_topic], listener=_Rebalance(self, consumer))
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=APPLY_CHUNK)

@@ -240,8 +240,8 @@ class KafkaRelay:
             enable_auto_commit=False,
             request_timeout_ms=self.config.request_timeout_ms,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             tps = [TopicPartition(self.config.topic, p) for p in range(self.config.partitions)]
             ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         finally:

@@ -22,8 +22,8 @@ async def ensure_topic(
     """Create `topic` if missing; True if this call created it. A broker that refuses (ACLs,
     auto-provisioned topics) is logged, not fatal: the relay then checks the partitions exist."""
     admin = AIOKafkaAdminClient(**options, request_timeout_ms=request_timeout_ms)
-    await admin.start()
     try:
+        await admin.start()
         response = await admin.create_topics([NewTopic(topic, partitions, replication_factor)])
     finally:
         await admin.close()

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from aiokafka.errors import KafkaError
 
 from flp.settings import Settings
 
@@ -61,8 +62,12 @@ def consume(
                 break
         await events.aclose()  # type: ignore[attr-defined]
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(go())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(go())
+    except (LookupError, KafkaError) as exc:
+        typer.echo(f"cannot read {settings.kafka_topic} from {settings.kafka_bootstrap_servers}: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 class Source(StrEnum):
