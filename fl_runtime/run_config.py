@@ -19,7 +19,6 @@ PLATFORM_KEYS = frozenset(
         "partitioning",
         "dirichlet-alpha",
         "seed",
-        "reply-timeout",
     }
 )
 
@@ -44,7 +43,8 @@ def _coerce(key: str, value: Scalar, default: Scalar) -> Scalar:
 def run_config_for(
     job_id: str, config: JobConfig, platform_url: str, reply_timeout_s: float, token: str | None = None
 ) -> dict[str, Scalar]:
-    """Run config for one job. Hyper-parameter names may use `_` or `-` (`batch_size`)."""
+    """Run config for one job. Hyper-parameter names may use `_` or `-` (`batch_size`); a job's
+    `reply_timeout` overrides the platform's default."""
     declared = declared_run_config()
     run_config: dict[str, Scalar] = {
         "job-id": job_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -35,6 +37,8 @@ def train(msg: Message, context: Context) -> Message:
     pid, n = partition_of(context)
     if pid in settings.fail_partitions:
         raise InjectedClientFailure(f"injected failure on partition {pid}")
+    if pid in settings.stall_partitions:
+        time.sleep(settings.stall_seconds)  # a node that goes silent (its reply comes too late)
     train_set, _ = client_data(pid, n, settings.partitioning, settings.dirichlet_alpha, settings.seed)
     model = _model_from(msg)
     config = msg.content["config"]

@@ -27,11 +27,14 @@ class RunSettings:
     reply_timeout: float
     report_retries: int
     fail_partitions: frozenset[int]
+    stall_partitions: frozenset[int] = frozenset()
+    stall_seconds: float = 30.0
 
     @classmethod
     def from_context(cls, context: Context) -> RunSettings:
         c = context.run_config
         fail = str(c.get("fail-partitions", ""))
+        stall = str(c.get("stall-partitions", ""))
         return cls(
             job_id=str(c.get("job-id", "")),
             platform_url=str(c.get("platform-url", "")).rstrip("/"),
@@ -50,8 +53,15 @@ class RunSettings:
             server_lr=float(c.get("server-lr", 0.1)),
             reply_timeout=float(c.get("reply-timeout", 120.0)),
             report_retries=int(c.get("report-retries", 5)),
-            fail_partitions=frozenset(int(p) for p in fail.replace(",", " ").split() if p),
+            fail_partitions=_partitions(fail),
+            stall_partitions=_partitions(stall),
+            stall_seconds=float(c.get("stall-seconds", 30.0)),
         )
+
+
+def _partitions(text: str) -> frozenset[int]:
+    """ "1,2" or "1 2" -> {1, 2} (fault-injection keys for tests and drills)."""
+    return frozenset(int(p) for p in text.replace(",", " ").split() if p)
 
 
 def partition_of(context: Context) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from flp_flower.settings import RunSettings
 
 PARTITION_KEY = "partition-id"
 WEIGHT_KEY = "num-examples"
+MIN_NODE_WAIT_S = 60.0  # nodes may take a while to connect (simulation: Ray start-up)
 
 
 class NotEnoughClients(RuntimeError):
@@ -78,7 +79,7 @@ class RecordingFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        wait_for_nodes(grid, self.min_available_nodes, self.settings.reply_timeout)
+        wait_for_nodes(grid, self.min_available_nodes, max(self.settings.reply_timeout, MIN_NODE_WAIT_S))
         self.current = RoundLog(round=server_round, started=time.monotonic())
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.current.sampled = [m.metadata.dst_node_id for m in messages]
