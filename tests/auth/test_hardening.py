@@ -108,6 +108,7 @@ async def test_no_cors_headers_without_configuration(api: httpx.AsyncClient) -> 
 async def test_auth_can_be_switched_off_for_local_development(settings: Settings) -> None:
     open_settings = settings.model_copy(update={"auth_enabled": False})
     container = await build_container(open_settings, with_runtime=False)
+    await container.start()
     try:
         app = create_app(container, manage_lifespan=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
