@@ -143,3 +143,19 @@ async def diff_versions(store: EventStore, job_id: str, from_version: int, to_ve
             for e in events[lo:hi]
         ],
     }
+
+
+async def adopt_unsealed(store: EventStore, seals: SealStore, key: bytes) -> int:
+    """Seal the events that have no seal (a data dir from before sealing): a trust decision, taken
+    only when their hash chain and the feed verify. Returns how many events were sealed."""
+    chain = await verify_store(store)
+    if not chain.ok:
+        raise ValueError(f"the hash chain is broken, nothing sealed: {chain.first_break}")
+    adopted, after = 0, 0
+    while page := await store.read_all(after, PAGE):
+        have = {s.position for s in await seals.range(after, page[-1].position)}
+        missing = [audit.seal_record(key, e) for e in page if e.position not in have]
+        await seals.put(missing)
+        adopted += len(missing)
+        after = page[-1].position
+    return adopted

@@ -244,6 +244,38 @@ def audit_verify_bundle(
         raise typer.Exit(1)
 
 
+@audit_app.command("adopt-unsealed")
+def audit_adopt_unsealed(
+    yes: Annotated[bool, typer.Option("--yes", help="I trust the events that have no seal")] = False,
+) -> None:
+    """Seal events written before sealing was on (only if their hash chain verifies). Run it on the
+    server's data dir while the server is stopped."""
+    if not yes:
+        err_console.print("[red]this vouches for every unsealed event; pass --yes if you trust them[/red]")
+        raise typer.Exit(2)
+
+    async def adopt() -> int:
+        from flp.audit import adopt_unsealed, seal_key
+        from flp.wiring import build_container
+
+        s = _settings()
+        container = await build_container(s, with_runtime=False)
+        try:
+            seals = container.extras.get("audit_seals")
+            if seals is None:
+                raise ValueError("sealing is off (FLP_AUDIT_SEAL=false)")
+            return await adopt_unsealed(container.store, seals, seal_key(s))
+        finally:
+            await container.stop()
+
+    try:
+        count = asyncio.run(adopt())
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"sealed {count} events")
+
+
 # --- time travel (registered under `flp job`) ----------------------------------------------------
 
 

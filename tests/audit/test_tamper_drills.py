@@ -235,3 +235,31 @@ def test_plain_output_names_the_broken_link(data_dir: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "verify"], env={"FLP_DATA_DIR": str(data_dir), "COLUMNS": "250"})
     assert result.exit_code == 1
     assert f"stream {stream} version {version} position {position}" in result.output
+
+
+def test_unsealed_history_can_be_adopted_only_when_its_chain_holds(data_dir: Path) -> None:
+    (data_dir / "audit-seals.db").unlink()  # as if written before sealing existed
+    for suffix in ("-wal", "-shm"):
+        (data_dir / f"audit-seals.db{suffix}").unlink(missing_ok=True)
+    code, report = run_verify(data_dir)
+    assert code == 1 and report["first_break"]["code"] == "unsealed" and report["first_break"]["position"] == 1
+    refused = CliRunner().invoke(cli, ["audit", "adopt-unsealed"], env={"FLP_DATA_DIR": str(data_dir)})
+    assert refused.exit_code == 2
+    with sqlite3.connect(data_dir / "flp.db") as db:
+        original = rows(db)[3]
+        change_field_at(db, original["position"])
+    broken = CliRunner().invoke(cli, ["audit", "adopt-unsealed", "--yes"], env={"FLP_DATA_DIR": str(data_dir)})
+    assert broken.exit_code == 1 and "nothing sealed" in broken.output
+    with sqlite3.connect(data_dir / "flp.db") as db:
+        db.execute("UPDATE events SET data = ? WHERE position = ?", (original["data"], original["position"]))
+    adopted = CliRunner().invoke(cli, ["audit", "adopt-unsealed", "--yes"], env={"FLP_DATA_DIR": str(data_dir)})
+    assert adopted.exit_code == 0, adopted.output
+    code, report = run_verify(data_dir)
+    assert code == 0 and report["ok"] and report["sealed_checked"]
+
+
+def change_field_at(db: sqlite3.Connection, position: int) -> None:
+    data = json.loads(db.execute("SELECT data FROM events WHERE position = ?", (position,)).fetchone()[0])
+    data["tampered"] = True
+    db.execute("UPDATE events SET data = ? WHERE position = ?", (canonical_json(data), position))
+    db.commit()
