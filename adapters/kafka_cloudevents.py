@@ -84,11 +84,21 @@ def message_value(event: RecordedEvent, source: str = DEFAULT_SOURCE) -> bytes:
     return orjson.dumps(to_cloudevent(event, source))
 
 
+_CONTENT_TYPE = (CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())
+_PLAIN_HEADERS: Headers = [_CONTENT_TYPE]
+_traced_headers: dict[str, Headers] = {}  # events of one command share a traceparent
+
+
 def message_headers(event: RecordedEvent) -> Headers:
-    headers: Headers = [(CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())]
+    """Kafka headers of an event's message (shared lists: callers must not modify them)."""
     traceparent = event.metadata.get("traceparent")
-    if isinstance(traceparent, str) and traceparent:
-        headers.append((TRACEPARENT_HEADER, traceparent.encode()))
+    if not isinstance(traceparent, str) or not traceparent:
+        return _PLAIN_HEADERS
+    headers = _traced_headers.get(traceparent)
+    if headers is None:
+        if len(_traced_headers) > 10_000:
+            _traced_headers.clear()
+        headers = _traced_headers[traceparent] = [_CONTENT_TYPE, (TRACEPARENT_HEADER, traceparent.encode())]
     return headers
 
 

@@ -99,7 +99,7 @@ class KafkaRelay:
         self.rounds = 0
         self.events_sent = 0
         self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
-        self._partition_cache: dict[str, int] = {}
+        self._keys: dict[str, tuple[int, bytes]] = {}  # stream id -> (partition, key bytes)
         self._stopping = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -294,14 +294,15 @@ class KafkaRelay:
             if saving is not None:
                 await saving  # a failed write surfaces here: the session ends and re-sends
 
-    def _partition(self, stream_id: str) -> int:
-        partition = self._partition_cache.get(stream_id)
-        if partition is None:
-            partition = (murmur2(stream_id.encode()) & 0x7FFFFFFF) % self.config.partitions
-            if len(self._partition_cache) > 100_000:
-                self._partition_cache.clear()
-            self._partition_cache[stream_id] = partition
-        return partition
+    def _key(self, stream_id: str) -> tuple[int, bytes]:
+        found = self._keys.get(stream_id)
+        if found is None:
+            key = stream_id.encode()
+            found = ((murmur2(key) & 0x7FFFFFFF) % self.config.partitions, key)
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            self._keys[stream_id] = found
+        return found
 
     async def _round(
         self, producer: AIOKafkaProducer, events: list[RecordedEvent]
@@ -312,16 +313,13 @@ class KafkaRelay:
         taken = 0
         source = self.config.source
         for event in events:
-            partition = self._partition(event.stream_id)
+            partition, key = self._key(event.stream_id)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
                 counts[partition] = 0
             appended = builder.append(
-                key=event.stream_id.encode(),
-                value=message_value(event, source),
-                timestamp=None,
-                headers=message_headers(event),
+                key=key, value=message_value(event, source), timestamp=None, headers=message_headers(event)
             )
             if appended is None:  # this partition's batch is full: the round ends here
                 if counts[partition] == 0:
