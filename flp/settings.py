@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    kafka_partitions: int = Field(default=6, ge=1, description="fixed: a key never moves partition")
+    kafka_replication_factor: int = Field(default=1, ge=1, description="use 3 in production")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.data_dir / 'flp.db').as_posix()}"
