@@ -13,6 +13,7 @@ platform (see `fl_runtime.processes`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ from flwr.proto.federation_config_pb2 import SimulationConfig
 
 from fl_runtime.processes import ManagedProcess, free_port, owned_pids
 
+log = logging.getLogger(__name__)
 EngineMode = Literal["simulation", "deployment", "remote"]
 STARTUP_TIMEOUT_S = 60.0
+UNHEALTHY_PROBES = 3
 
 
 @dataclass
@@ -81,6 +84,8 @@ class FlowerEngine:
     owners: list[str] = field(default_factory=list)  # markers of every process ever started
     lost_runs: set[str] = field(default_factory=set)  # unfinished runs inherited from a previous start
     control_address: str = ""
+    _health_url: str = ""
+    _failed_probes: int = 0
 
     @property
     def mode(self) -> EngineMode:
@@ -121,8 +126,9 @@ class FlowerEngine:
         self.processes.append(superlink)
         self.owners.append(superlink.owner)
         superlink.start()
+        self._health_url = f"http://{host}:{port}/health"
         try:
-            superlink.wait_healthy(lambda: _healthy(f"http://{host}:{port}/health"), STARTUP_TIMEOUT_S)
+            superlink.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
             self.control_address = f"{host}:{port}"
             write_cli_config(home, self.control_address)
             if self.mode == "deployment":
@@ -153,6 +159,26 @@ class FlowerEngine:
             node.start()
         for node in self.processes[1:]:
             node.wait_healthy(lambda: True, 1.0)  # started and still alive
+
+    def ensure_running(self) -> bool:
+        """Health check: restart any owned process that died (same ports). True when the
+        SuperLink itself had to be restarted (its in-flight runs are lost)."""
+        superlink_restarted = False
+        for proc in self.processes:
+            if proc.running() and proc.name == "superlink":
+                # a busy SuperLink may miss one probe: restart only after 3 failed probes in a row
+                self._failed_probes = 0 if _healthy(self._health_url) else self._failed_probes + 1
+                if self._failed_probes < UNHEALTHY_PROBES:
+                    continue
+            elif proc.running():
+                continue
+            self._failed_probes = 0
+            log.warning("Flower %s is down (see %s); restarting it", proc.name, proc.log_file)
+            proc.restart()
+            if proc.name == "superlink":
+                superlink_restarted = True
+                proc.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
+        return superlink_restarted
 
     def simulation_config(self, num_clients: int) -> SimulationConfig | None:
         """Per-run federation settings: the simulated SuperNodes (simulation mode only)."""

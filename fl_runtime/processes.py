@@ -110,6 +110,11 @@ class ManagedProcess:
         with _LIVE_LOCK:
             _LIVE.add(self)
 
+    def restart(self) -> None:
+        """Stop what is left of the tree (e.g. orphaned children) and start again, same argv."""
+        self.stop(grace_s=2.0)
+        self.start()
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

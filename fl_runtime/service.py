@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fl_runtime.control import FlowerControl
 from fl_runtime.engine import EngineConfig, FlowerEngine
-from fl_runtime.supervisor import JobSupervisor
+from fl_runtime.supervisor import JobSupervisor, mark_lost_runs
 
 if TYPE_CHECKING:
     from flp.wiring import Container
@@ -53,7 +53,7 @@ class FlowerRuntime:
         if self.control is None:
             self.control = FlowerControl(self.engine.control_address)
             if self.engine.mode != "remote":
-                await self._stop_inherited_runs(self.control)
+                await mark_lost_runs(self.control, self.engine)
         while True:
             self.supervisor = JobSupervisor(
                 self.container.store,
@@ -75,15 +75,6 @@ class FlowerRuntime:
             except asyncio.CancelledError:
                 if not self._restarting:
                     raise
-
-    async def _stop_inherited_runs(self, control: FlowerControl) -> None:
-        """Our SuperLink keeps its state in the data dir: runs it still lists as unfinished were
-        running when the platform went down, and their processes died with it."""
-        runs = await asyncio.to_thread(control.list_runs)
-        self.engine.lost_runs = {r.run_id for r in runs.values() if not r.finished}
-        for run_id in self.engine.lost_runs:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(control.stop_run, run_id)
 
     async def restart_supervisor(self) -> JobSupervisor:
         """Kill the supervisor (as a crash would) and wait for a fresh one to be ready."""

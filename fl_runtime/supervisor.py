@@ -65,6 +65,20 @@ class Tracked:
         return self.status in e.TERMINAL_STATUSES
 
 
+async def mark_lost_runs(control: FlowerControl, engine: FlowerEngine) -> set[str]:
+    """After our SuperLink (re)started on its saved state, runs it lists as unfinished have no
+    processes any more: remember them as lost and stop them."""
+    runs = await asyncio.to_thread(control.list_runs)
+    lost = {r.run_id for r in runs.values() if not r.finished}
+    engine.lost_runs |= lost
+    for run_id in lost:
+        try:
+            await asyncio.to_thread(control.stop_run, run_id)
+        except Exception as exc:
+            log.info("stopping lost Flower run %s: %s", run_id, exc)
+    return lost
+
+
 class JobSupervisor:
     def __init__(
         self,
@@ -222,8 +236,10 @@ class JobSupervisor:
     async def _watch_runs(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            running = [j for j in self.tracked.values() if j.status == "running" and j.run_id]
             self._reap_countdown -= 1
+            if self._reap_countdown % 10 == 5:  # health check of the owned processes, every ~5 s
+                await self._check_engine()
+            running = [j for j in self.tracked.values() if j.status == "running" and j.run_id]
             if not running and self._reap_countdown % 10 == 0:
                 # Ray leaves agents behind when a simulation ends; reap them while no run is live.
                 await asyncio.to_thread(self.engine.reap_orphans)
@@ -241,6 +257,17 @@ class JobSupervisor:
                 elif run.finished:
                     await self._on_run_finished(job, run)
                     self._reap_countdown = 4
+
+    async def _check_engine(self) -> None:
+        try:
+            superlink_restarted = await asyncio.to_thread(self.engine.ensure_running)
+        except Exception:
+            log.exception("restarting Flower processes failed")
+            return
+        if superlink_restarted:
+            lost = await mark_lost_runs(self.control, self.engine)
+            log.warning("the SuperLink restarted; lost runs: %s", sorted(lost))
+            await self._reconcile()
 
     async def _on_run_finished(self, job: Tracked, run: RunInfo) -> None:
         _, state = await self.jobs.load(job.job_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 from tests.fl_runtime.conftest import serve_platform
@@ -22,4 +25,15 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
         assert round_1["central_metrics"]["central_acc"] > 0.1
         home = tmp_path / "flp-dep" / "flower" / "home"
         assert home.is_dir()  # isolated FLWR_HOME under the data dir
+
+        # health check: a SuperNode that dies is started again
+        node = engine.processes[2]
+        old_pid = node.pid
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        for _ in range(100):
+            if node.running() and node.pid != old_pid:
+                break
+            await asyncio.sleep(0.2)
+        assert node.running() and node.pid != old_pid
     # serve_platform asserts that no Flower process outlived the platform

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -213,3 +215,18 @@ async def test_a_run_submitted_before_a_crash_is_adopted_not_duplicated(sim_plat
     assert [e["data"]["run_id"] for e in started] == [run_id]
     runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
     assert [r.run_id for r in runs] == [run_id]
+
+
+async def test_a_superlink_that_dies_is_restarted_and_jobs_run_again(sim_platform: Platform) -> None:
+    engine = sim_platform.runtime.engine
+    superlink = engine.processes[0]
+    old_pid = superlink.pid
+    assert superlink.name == "superlink" and old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    for _ in range(150):
+        if superlink.running() and superlink.pid != old_pid:
+            break
+        await asyncio.sleep(0.2)
+    assert superlink.running() and superlink.pid != old_pid
+    job_id = await sim_platform.start_job(rounds=1, num_clients=2, min_clients=2)
+    assert (await sim_platform.wait_terminal(job_id))["status"] == "completed"
