@@ -52,7 +52,7 @@ class RunSettings:
             proximal_mu=float(c.get("proximal-mu", 0.01)),
             server_lr=float(c.get("server-lr", 0.1)),
             reply_timeout=float(c.get("reply-timeout", 120.0)),
-            report_retries=int(c.get("report-retries", 5)),
+            report_retries=int(c.get("report-retries", 8)),
             fail_partitions=_partitions(fail),
             stall_partitions=_partitions(stall),
             stall_seconds=float(c.get("stall-seconds", 30.0)),
