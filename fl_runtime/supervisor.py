@@ -39,6 +39,9 @@ from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "flower_supervisor"
+RELEVANT = frozenset(
+    cls.type for cls in (e.JobCreated, e.JobStarted, e.RoundCompleted, e.JobCompleted, e.JobFailed, e.JobCancelled)
+)
 ACTOR = "flower-supervisor"
 
 
@@ -140,7 +143,7 @@ class JobSupervisor:
     # --- events ----------------------------------------------------------------------------
 
     async def _on_event(self, recorded: RecordedEvent, *, act: bool) -> None:
-        if not recorded.stream_id.startswith("job-"):
+        if not recorded.stream_id.startswith("job-") or recorded.type not in RELEVANT:
             return
         event = recorded.to_event()
         if isinstance(event, e.JobCreated):
