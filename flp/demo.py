@@ -111,6 +111,9 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
         console.print(history_table(history, f"History of job {job_id}"))
         final = detail.get("final_metrics") or {}
         console.print(f"job {job_id} {detail['status']}; final metrics: {fmt_metrics(final) or '-'}")
+        accuracy = final.get("central_acc", final.get("accuracy"))
+        if accuracy is not None:
+            console.print(f"[bold]final central accuracy: {accuracy:.4f}[/bold]")
         console.print(f"read its history again: flp job history {job_id}   (or GET {srv.url}/jobs/{job_id}/events)")
         if keep_serving:
             console.print("serving until Ctrl-C")
