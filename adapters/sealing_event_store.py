@@ -7,10 +7,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from commands.ports import AppendResult, EventStore
+from commands.ports import AppendResult, EventStore, SealStore
 from domain.audit import seal_record
 from domain.envelope import NewEvent, RecordedEvent
-from flp.audit import SealStore
 
 log = logging.getLogger(__name__)
 

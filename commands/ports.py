@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain.audit import SealRecord
 from domain.envelope import NewEvent, RecordedEvent
 
 ANY_VERSION: int | None = None
@@ -67,5 +68,21 @@ class EventStore(Protocol):
     def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:
         """Batches of the global feed, forever; waits for the next commit when caught up."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class SealStore(Protocol):
+    """Keyed seals (HMACs) over appended events, kept apart from the store they vouch for."""
+
+    async def put(self, seals: list[SealRecord]) -> None: ...
+
+    async def range(self, after_position: int, up_to: int | None = None) -> list[SealRecord]:
+        """Seals with after_position < position <= up_to, in position order."""
+        ...
+
+    async def for_stream(self, stream_id: str) -> list[SealRecord]: ...
+
+    async def head(self) -> int: ...
 
     async def close(self) -> None: ...

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from commands.ports import EventStore
+from commands.ports import EventStore, SealStore
 from domain import audit
-from domain.audit import SealRecord, VerifyReport
+from domain.audit import VerifyReport
 from domain.training_job import JobState, stream_id
 from flp.secrets import load_or_create_secret
 from flp.settings import Settings
 
 PAGE = 5000
-
-
-class SealStore(Protocol):
-    async def put(self, seals: list[SealRecord]) -> None: ...
-
-    async def range(self, after_position: int, up_to: int | None = None) -> list[SealRecord]:
-        """Seals with after_position < position <= up_to, in position order."""
-        ...
-
-    async def for_stream(self, stream_id: str) -> list[SealRecord]: ...
-
-    async def head(self) -> int: ...
-
-    async def close(self) -> None: ...
 
 
 def seal_key_file(settings: Settings) -> Path:

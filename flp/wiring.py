@@ -167,9 +167,11 @@ async def _open_audit(settings: Settings, store: EventStore) -> tuple[EventStore
 
 async def _add_auth(container: Container) -> None:
     """Users, API keys and the generated first admin credential (api/auth)."""
+    from adapters.sqlite_users import SqliteUserStore
     from api.auth.service import open_auth
 
-    auth = await open_auth(container.settings)
+    users = await SqliteUserStore(container.settings.data_dir / "users.db").open()
+    auth = await open_auth(container.settings, users)
     container.extras["auth"] = auth
 
     async def idle() -> None:

@@ -9,13 +9,11 @@ public routes (rate limited by client address), bearer token (401), per-principa
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import HTTPException, Request
 
 from api.auth.principal import ANONYMOUS_ADMIN, Principal
 from api.auth.rules import Rule, rule_for
-from api.auth.service import AuthService, open_auth
+from api.auth.service import AuthService
 from api.auth.tokens import InvalidToken
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flp"'}
@@ -23,16 +21,10 @@ INVALID = {"WWW-Authenticate": 'Bearer realm="flp", error="invalid_token"'}
 
 
 async def get_auth(request: Request) -> AuthService:
-    """The container's auth service (opened on first use for containers built without one)."""
-    container = request.app.state.container
-    auth: AuthService | None = container.extras.get("auth")
+    """The container's auth service (flp.wiring builds it with the container)."""
+    auth: AuthService | None = request.app.state.container.extras.get("auth")
     if auth is None:
-        lock: asyncio.Lock = request.app.state.auth_lock
-        async with lock:
-            auth = container.extras.get("auth")
-            if auth is None:
-                auth = await open_auth(container.settings)
-                container.extras["auth"] = auth
+        raise RuntimeError("the container has no auth service: build it with flp.wiring.build_container")
     return auth
 
 

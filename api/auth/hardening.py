@@ -3,7 +3,6 @@ security declarations generated from the route rules."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -125,7 +124,6 @@ async def _problem(send: Send, status: int, title: str, detail: str) -> None:
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:
     """Middleware, outermost first: CORS (answers preflights), security headers, body limit."""
-    app.state.auth_lock = asyncio.Lock()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:

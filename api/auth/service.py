@@ -160,13 +160,8 @@ def read_admin_credentials(settings: Settings) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def open_auth(settings: Settings, users: UserStore | None = None) -> AuthService:
-    """The auth service for `settings`: the SQLite user store in the data dir unless given one;
-    creates the first admin credential when there is none."""
-    if users is None:
-        from adapters.sqlite_users import SqliteUserStore
-
-        users = await SqliteUserStore(settings.data_dir / "users.db").open()
+async def open_auth(settings: Settings, users: UserStore) -> AuthService:
+    """The auth service over a user store; creates the first admin credential when there is none."""
     service = AuthService(settings, users)
     if settings.auth_enabled:
         _ = service.keys  # generates the HS256 secret file on first start (when no FLP_JWT_SECRET)

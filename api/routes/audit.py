@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import ContainerDep
 from api.errors import NotFound
 from api.routes.jobs import JobId
+from commands.ports import SealStore
 from domain.training_job import stream_id
 from flp import audit
 from flp.wiring import Container
@@ -66,8 +67,8 @@ class DiffOut(BaseModel):
     events: list[DiffEvent]
 
 
-def _seals(container: Container) -> tuple[audit.SealStore | None, bytes | None]:
-    seals: audit.SealStore | None = container.extras.get("audit_seals")
+def _seals(container: Container) -> tuple[SealStore | None, bytes | None]:
+    seals: SealStore | None = container.extras.get("audit_seals")
     return seals, audit.seal_key(container.settings) if seals is not None else None
 
 
