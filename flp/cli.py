@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from flp.api_client import ApiError, FlpClient, Unreachable, connect
+from flp.api_client import FlpClient
 from flp.cli_admin import register as register_admin_commands
 from flp.cli_kafka import register as register_kafka_commands
+from flp.cli_support import JsonOpt, run, with_client
+from flp.cli_support import load_settings as settings
 from flp.output import console, err_console, history_table, job_board_table, print_json
-from flp.settings import Settings
 
 app = typer.Typer(help="flp: event-sourced federated learning on Flower.", no_args_is_help=True)
 job_app = typer.Typer(help="Start, cancel and inspect training jobs.", no_args_is_help=True)
@@ -24,37 +24,6 @@ app.add_typer(events_app, name="events")
 app.add_typer(projections_app, name="projections")
 register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli_admin.py)
 register_kafka_commands(app, events_app)  # events consume, project, relay, schema export (flp/cli_kafka.py)
-
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # invalid FLP_ variables
-        err_console.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def run(coro: Awaitable[T]) -> T:
-    """Run a coroutine; API refusals and unreachable servers become a message and an exit code."""
-    try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    except ApiError as exc:
-        err_console.print(f"[red]error {exc.status}:[/red] {exc.problem.get('detail') or exc.problem.get('title')}")
-        raise typer.Exit(1) from None
-    except Unreachable as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-def with_client(fn: Callable[[FlpClient], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with connect(settings()) as client:
-            return await fn(client)
-
-    return run(go())
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

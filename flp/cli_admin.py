@@ -5,45 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from flp.api_client import ApiError, FlpClient, Unreachable, connect
+from flp.api_client import ApiError, FlpClient
+from flp.cli_support import JsonOpt
+from flp.cli_support import load_settings as _settings
+from flp.cli_support import with_client as _with_client
 from flp.output import console, err_console, print_json
 from flp.settings import Settings
 
-T = TypeVar("T")
 users_app = typer.Typer(help="People who may use flp, and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the history, export and check audit bundles.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ROLE_HELP = "admin | operator | auditor | viewer | integrator (repeatable)"
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:
-        err_console.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _with_client(fn: Callable[[FlpClient], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with connect(_settings()) as client:
-            return await fn(client)
-
-    try:
-        return asyncio.run(go())
-    except ApiError as exc:
-        err_console.print(f"[red]error {exc.status}:[/red] {exc.problem.get('detail') or exc.problem.get('title')}")
-        raise typer.Exit(1) from None
-    except Unreachable as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 # --- users ---------------------------------------------------------------------------------------

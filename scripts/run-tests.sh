@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OTEL_SDK_DISABLED=true FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy .
 .venv/bin/pytest "$@"
