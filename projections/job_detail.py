@@ -44,11 +44,7 @@ class JobDetail:
             }
         if doc is None:
             return None
-        match event:
-            case e.JobStarted(run_id=run_id):
-                doc.update(status="running", run_id=run_id)
-            case e.ClientJoined(client_id=client_id):
-                doc["clients"].append(client_id)
+        match event:  # the most frequent events first
             case e.ClientUpdateReceived():
                 entry = _round(doc, event.round)
                 entry["client_updates"].append(
@@ -71,6 +67,10 @@ class JobDetail:
                     completed_at=recorded.recorded_at,
                 )
                 doc["model_sha256"] = event.model_sha256
+            case e.JobStarted(run_id=run_id):
+                doc.update(status="running", run_id=run_id)
+            case e.ClientJoined(client_id=client_id):
+                doc["clients"].append(client_id)
             case e.JobCompleted(final_metrics=final, model_sha256=sha):
                 doc.update(status="completed", final_metrics=final, model_sha256=sha or doc["model_sha256"])
             case e.JobFailed(reason=reason):
