@@ -62,7 +62,12 @@ class CompleteJob(Command):
 
 
 class FailJob(Command):
+    """The job cannot go on. A runtime whose round failed (fewer than min_clients replied) names
+    the round and its failed clients, which are recorded as ClientFailed before JobFailed."""
+
     reason: str = Field(min_length=1, max_length=2000)
+    round: int | None = Field(default=None, ge=1)
+    failures: list[ClientFailure] = Field(default_factory=list, max_length=100_000)
 
 
 class CancelJob(Command):

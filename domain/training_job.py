@@ -87,9 +87,8 @@ def decide(command: c.JobCommand, state: JobState) -> list[e.Event]:
         case c.CompleteJob(final_metrics=final_metrics, model_sha256=sha):
             _require_active(state)
             return [e.JobCompleted(job_id=_job_id(state), final_metrics=final_metrics, model_sha256=sha)]
-        case c.FailJob(reason=reason):
-            _require_active(state)
-            return [e.JobFailed(job_id=_job_id(state), reason=reason)]
+        case c.FailJob():
+            return _fail(command, state)
         case c.CancelJob(reason=reason):
             _require_active(state)
             return [e.JobCancelled(job_id=_job_id(state), reason=reason)]
@@ -146,6 +145,25 @@ def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
             model_sha256=cmd.model_sha256,
         )
     )
+    return out
+
+
+def _fail(cmd: c.FailJob, state: JobState) -> list[e.Event]:
+    config = _require_active(state)
+    job_id = _job_id(state)
+    if cmd.failures and cmd.round is None:
+        raise DomainError("client failures need the round they happened in")
+    if cmd.round is not None and not state.round < cmd.round <= config.rounds:
+        raise DomainError(f"round {cmd.round} is not a next round of this job (last {state.round}, of {config.rounds})")
+    ids = [f.client_id for f in cmd.failures]
+    if len(set(ids)) != len(ids):
+        raise DomainError("a client appears more than once in the round's failures")
+    out: list[e.Event] = [e.ClientJoined(job_id=job_id, client_id=cid) for cid in ids if cid not in state.clients]
+    out += [
+        e.ClientFailed(job_id=job_id, round=cmd.round or 0, client_id=f.client_id, code=f.code, reason=f.reason)
+        for f in cmd.failures
+    ]
+    out.append(e.JobFailed(job_id=job_id, reason=cmd.reason))
     return out
 
 

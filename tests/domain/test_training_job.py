@@ -131,3 +131,24 @@ def test_bump_version_keeps_every_other_field() -> None:
     values: list[Any] = ["j", "running", CONFIG, "r", ("a",), 2, {"x": 1.0}, {"y": 2.0}, "0" * 64, "why", 7]
     populated = tj.JobState(**{f.name: v for f, v in zip(fields(tj.JobState), values, strict=True)})
     assert tj.bump_version(populated) == replace(populated, version=8)
+
+
+def test_a_failed_round_records_its_client_failures_then_fails_the_job() -> None:
+    cmd = c.FailJob(
+        reason="round 1: 0 of 2 replied",
+        round=1,
+        failures=[c.ClientFailure(client_id="x", code="CLIENT_APP_RAISED_EXCEPTION", reason="boom")],
+    )
+    events = tj.decide(cmd, started())
+    assert [ev.type for ev in events] == ["ClientJoined", "ClientFailed", "JobFailed"]
+    failed = events[1]
+    assert isinstance(failed, e.ClientFailed) and (failed.round, failed.reason) == (1, "boom")
+    assert tj.fold(events, started()).status == "failed"
+
+
+def test_failures_without_a_valid_round_are_refused() -> None:
+    failure = c.ClientFailure(client_id="x", code="E", reason="r")
+    with pytest.raises(DomainError, match="need the round"):
+        tj.decide(c.FailJob(reason="x", failures=[failure]), started())
+    with pytest.raises(DomainError, match="not a next round"):
+        tj.decide(c.FailJob(reason="x", round=5, failures=[failure]), started())

@@ -142,6 +142,12 @@ async def test_failing_client_below_min_clients_fails_the_job(sim_platform: Plat
     assert detail["status"] == "failed", types
     assert "RoundCompleted" not in types and types[-1] == "JobFailed"
     assert "min_clients=2" in detail["reason"] and "injected failure on partition 0" in detail["reason"]
+    failed = [e["data"] for e in await sim_platform.events(job_id) if e["type"] == "ClientFailed"]
+    assert len(failed) == 1 and failed[0]["round"] == 1
+    assert (
+        failed[0]["code"] == "CLIENT_APP_RAISED_EXCEPTION" and "injected failure on partition 0" in failed[0]["reason"]
+    )
+    assert types[-2:] == ["ClientFailed", "JobFailed"]
 
 
 async def test_cancel_mid_run_stops_the_flower_run(sim_platform: Platform) -> None:

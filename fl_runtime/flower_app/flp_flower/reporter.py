@@ -58,11 +58,15 @@ class PlatformReporter:
             headers={"Content-Type": "application/octet-stream"},
         )
 
-    def fail_job(self, reason: str) -> None:
+    def fail_job(self, reason: str, round_no: int | None = None, failures: list[dict[str, str]] | None = None) -> None:
+        """End the job; a failed round's clients are recorded as ClientFailed first."""
+        body: dict[str, Any] = {"reason": reason[:2000]}
+        if round_no is not None:
+            body.update(round=round_no, failures=failures or [])
         self._send(
             "POST",
             f"/jobs/{self.job_id}/fail",
-            json={"reason": reason[:2000]},
+            json=body,
             headers={"Idempotency-Key": f"job-{self.job_id}-fail"},
         )
 

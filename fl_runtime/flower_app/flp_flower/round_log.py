@@ -41,6 +41,12 @@ class RoundLog:
     def failure_summary(self) -> str:
         return "; ".join(f"{client_id(n)}: {code}: {reason}" for n, (code, reason) in sorted(self.failures.items()))
 
+    def failure_records(self) -> list[dict[str, str]]:
+        return [
+            {"client_id": client_id(n), "code": code, "reason": reason[:2000]}
+            for n, (code, reason) in sorted(self.failures.items())
+        ]
+
     def to_command(self, duration_s: float, model_sha256: str | None) -> dict[str, Any]:
         """The RecordRoundResult command body."""
         return {
@@ -50,10 +56,7 @@ class RoundLog:
                 {"client_id": client_id(n), "num_examples": num, "metrics": metrics}
                 for n, (num, metrics) in sorted(self.results.items())
             ],
-            "failures": [
-                {"client_id": client_id(n), "code": code, "reason": reason[:2000]}
-                for n, (code, reason) in sorted(self.failures.items())
-            ],
+            "failures": self.failure_records(),
             "train_metrics": self.train_metrics,
             "evaluate_metrics": self.evaluate_metrics,
             "central_metrics": self.central_metrics,

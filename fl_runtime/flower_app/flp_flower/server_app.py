@@ -79,7 +79,10 @@ def main(grid: Grid, context: Context) -> None:
         # Tell the platform why (e.g. fewer than min_clients replied), then fail the Flower run.
         if reporter is not None and not isinstance(exc, ReportRejected):
             try:
-                reporter.fail_job(str(exc) if isinstance(exc, NotEnoughClients) else f"ServerApp: {exc!r}")
+                if isinstance(exc, NotEnoughClients):
+                    reporter.fail_job(str(exc), exc.round, exc.failures)
+                else:
+                    reporter.fail_job(f"ServerApp: {exc!r}")
             except Exception:
                 log.exception("could not report the failure to the platform")
         raise

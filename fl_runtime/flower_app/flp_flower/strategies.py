@@ -27,6 +27,11 @@ MIN_NODE_WAIT_S = 60.0  # nodes may take a while to connect (simulation: Ray sta
 class NotEnoughClients(RuntimeError):
     """A round cannot go on: fewer nodes than the job's minimum are available or replied."""
 
+    def __init__(self, reason: str, round_no: int | None = None, failures: list[dict[str, str]] | None = None) -> None:
+        super().__init__(reason)
+        self.round = round_no
+        self.failures = failures or []  # the round's failed clients, as FailJob's `failures`
+
 
 def aggregate_without_partition(records: list[RecordDict], weight_key: str) -> MetricRecord:
     aggregated = aggregate_metricrecords(records, weight_key)
@@ -105,7 +110,7 @@ class RecordingFedAvg(FedAvg):
                 f"replied, the job needs min_clients={self.settings.min_clients}"
                 + (f" ({log.failure_summary()})" if log.failures else "")
             )
-            raise NotEnoughClients(reason)
+            raise NotEnoughClients(reason, server_round, log.failure_records())
         arrays, metrics = super().aggregate_train(server_round, ordered)
         log.train_metrics = _scalar_record(metrics)
         return arrays, metrics
