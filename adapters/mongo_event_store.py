@@ -56,12 +56,12 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
+from adapters.clock import utc_timestamp
 from adapters.mongo_client import (
     MongoCollection,
     MongoConnection,
@@ -70,7 +70,7 @@ from adapters.mongo_client import (
     topology,
 )
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, chain_hash
+from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, link
 
 log = logging.getLogger(__name__)
 
@@ -261,34 +261,16 @@ class MongoEventStore:
         first: int,
         idempotency_key: str | None,
     ) -> tuple[dict[str, Any], list[RecordedEvent]]:
-        recorded_at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        recorded: list[RecordedEvent] = []
-        for offset, new in enumerate(events):
-            v = version + offset + 1
-            metadata = {**new.metadata, "recorded_at": recorded_at}
-            digest = chain_hash(prev_hash, stream_id, v, new.event_id, new.type, new.schema_version, new.data, metadata)
-            recorded.append(
-                RecordedEvent(
-                    new.event_id,
-                    stream_id,
-                    v,
-                    first + offset,
-                    new.type,
-                    new.schema_version,
-                    new.data,
-                    metadata,
-                    prev_hash,
-                    digest,
-                )
-            )
-            prev_hash = digest
+        recorded_at = utc_timestamp()
+        recorded = [c.event for c in link(stream_id, events, version, first, prev_hash, recorded_at)]
+        last_hash = recorded[-1].hash if recorded else prev_hash
         doc: dict[str, Any] = {
             "_id": first,
             "last_position": first + len(events) - 1,
             "stream_id": stream_id,
             "first_version": version + 1,
             "last_version": version + len(events),
-            "last_hash": prev_hash,
+            "last_hash": last_hash,
             "recorded_at": recorded_at,
             "events": [e.to_dict() for e in recorded],
         }

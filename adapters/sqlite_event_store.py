@@ -16,16 +16,16 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from adapters.clock import utc_timestamp
 from adapters.commit_signal import CommitSignal
 from adapters.sqlite_threads import SqliteThreads, connect
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, canonical_json, chain_hash_encoded
+from domain.envelope import GENESIS_HASH, ChainedEvent, NewEvent, RecordedEvent, link
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +57,22 @@ MAX_GROUP = 512  # appends per group commit
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     return RecordedEvent(
         row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9]
+    )
+
+
+def _row(chained: ChainedEvent) -> tuple[Any, ...]:
+    e = chained.event
+    return (
+        e.position,
+        e.stream_id,
+        e.version,
+        e.event_id,
+        e.type,
+        e.schema_version,
+        chained.data_json,
+        chained.metadata_json,
+        e.prev_hash,
+        e.hash,
     )
 
 
@@ -217,47 +233,11 @@ class SqliteEventStore:
         version, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
         if req.expected_version is not None and req.expected_version != version:
             raise ConcurrencyError(req.stream_id, req.expected_version, version)
-        recorded_at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        recorded: list[RecordedEvent] = []
-        rows_out: list[tuple[Any, ...]] = []
-        for new in req.events:
-            version += 1
-            head += 1
-            metadata = {**new.metadata, "recorded_at": recorded_at}
-            data_json = canonical_json(new.data)
-            meta_json = canonical_json(metadata)
-            digest = chain_hash_encoded(
-                prev_hash, req.stream_id, version, new.event_id, new.type, new.schema_version, data_json, meta_json
-            )
-            rows_out.append(
-                (
-                    head,
-                    req.stream_id,
-                    version,
-                    new.event_id,
-                    new.type,
-                    new.schema_version,
-                    data_json,
-                    meta_json,
-                    prev_hash,
-                    digest,
-                )
-            )
-            recorded.append(
-                RecordedEvent(
-                    new.event_id,
-                    req.stream_id,
-                    version,
-                    head,
-                    new.type,
-                    new.schema_version,
-                    new.data,
-                    metadata,
-                    prev_hash,
-                    digest,
-                )
-            )
-            prev_hash = digest
+        chained = link(req.stream_id, req.events, version, head + 1, prev_hash, utc_timestamp())
+        rows_out = [_row(c) for c in chained]
+        recorded = [c.event for c in chained]
+        head += len(recorded)
+        version += len(recorded)
         conn.executemany(
             "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata,"
             " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

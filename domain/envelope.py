@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -126,6 +127,51 @@ def chain_hash_encoded(
     """`chain_hash` for a payload already in canonical JSON (what the stores write anyway)."""
     header = canonical_json([prev_hash, stream_id, version, event_id, type_name, schema_version])
     return hashlib.sha256(f"{header}\n{data_json}\n{metadata_json}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedEvent:
+    """An event linked into its stream's chain, with the canonical texts its hash covers."""
+
+    event: RecordedEvent
+    data_json: str
+    metadata_json: str
+
+
+def link(
+    stream_id: str,
+    events: Sequence[NewEvent],
+    version: int,
+    first_position: int,
+    prev_hash: str,
+    recorded_at: str,
+) -> list[ChainedEvent]:
+    """Give new events their versions, positions, `recorded_at` and chain links: the one place
+    every event store turns an append into stored envelopes."""
+    out: list[ChainedEvent] = []
+    for offset, new in enumerate(events):
+        metadata = {**new.metadata, "recorded_at": recorded_at}
+        data_json = canonical_json(new.data)
+        metadata_json = canonical_json(metadata)
+        v = version + offset + 1
+        digest = chain_hash_encoded(
+            prev_hash, stream_id, v, new.event_id, new.type, new.schema_version, data_json, metadata_json
+        )
+        recorded = RecordedEvent(
+            new.event_id,
+            stream_id,
+            v,
+            first_position + offset,
+            new.type,
+            new.schema_version,
+            new.data,
+            metadata,
+            prev_hash,
+            digest,
+        )
+        out.append(ChainedEvent(recorded, data_json, metadata_json))
+        prev_hash = digest
+    return out
 
 
 def expected_hash(event: RecordedEvent) -> str:
