@@ -54,10 +54,17 @@ _COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, 
 MAX_GROUP = 512  # appends per group commit
 
 
-def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
-    return RecordedEvent(
-        row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]), orjson.loads(row[7]), row[8], row[9]
+def _idempotent(conn: sqlite3.Connection, key: str) -> AppendResult | None:
+    """The earlier append made with this idempotency key, if any."""
+    row = conn.execute(
+        "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position", (row[1], row[2])
     )
+    return AppendResult(row[0], row[3], _decode(rows), duplicate=True)
 
 
 def _row(chained: ChainedEvent) -> tuple[Any, ...]:
@@ -215,18 +222,11 @@ class SqliteEventStore:
 
     def _append_one(self, conn: sqlite3.Connection, req: _Append, head: int) -> tuple[AppendResult, int]:
         if req.idempotency_key is not None:
-            row = conn.execute(
-                "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?",
-                (req.idempotency_key,),
-            ).fetchone()
-            if row is not None:
-                if row[0] != req.stream_id:
-                    raise IdempotencyKeyReused(f"idempotency key was used for stream {row[0]}")
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position",
-                    (row[1], row[2]),
-                ).fetchall()
-                return AppendResult(req.stream_id, row[3], [_row_to_event(r) for r in rows], duplicate=True), head
+            earlier = _idempotent(conn, req.idempotency_key)
+            if earlier is not None:
+                if earlier.stream_id != req.stream_id:
+                    raise IdempotencyKeyReused(f"idempotency key was used for stream {earlier.stream_id}")
+                return earlier, head
         last = conn.execute(
             "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1", (req.stream_id,)
         ).fetchone()
@@ -260,19 +260,7 @@ class SqliteEventStore:
         return self._reads
 
     async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
-        def find(conn: sqlite3.Connection) -> AppendResult | None:
-            row = conn.execute(
-                "SELECT stream_id, first_position, last_position, version FROM idempotency_keys WHERE key = ?",
-                (idempotency_key,),
-            ).fetchone()
-            if row is None:
-                return None
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position", (row[1], row[2])
-            ).fetchall()
-            return AppendResult(row[0], row[3], [_row_to_event(r) for r in rows], duplicate=True)
-
-        return await self._pool.run(find)
+        return await self._pool.run(lambda conn: _idempotent(conn, idempotency_key))
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None

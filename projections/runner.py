@@ -25,7 +25,6 @@ class ProjectionRunner:
         self.read_models = read_models
         self.projections = list(projections)
         self.listeners = list(listeners)
-        self.caught_up = asyncio.Event()
         self.position = 0
         self._progress = asyncio.Condition()
 
@@ -92,7 +91,6 @@ class ProjectionRunner:
     async def run(self, store: EventStore, batch_size: int = 2000) -> None:
         """Follow the feed forever (until cancelled)."""
         await self.catch_up(store, batch_size)
-        self.caught_up.set()
         feed: AsyncIterator[list[RecordedEvent]] = store.subscribe(await self.low_checkpoint(), batch_size)
         async for batch in feed:
             await self.apply(batch)
