@@ -10,11 +10,11 @@ from fastapi import Depends, FastAPI
 from api.auth.guard import authorize
 from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
+from api.ports import Platform
 from api.routes import artifacts, audit, auth, clients, events, health, jobs, live
-from flp.wiring import Container
 
 
-def create_app(container: Container, *, manage_lifespan: bool = True) -> FastAPI:
+def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
     """An app serving `container`. With `manage_lifespan` the app starts/stops the container."""
 
     @asynccontextmanager

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from api.ports import Platform
 from commands.handlers import CommandContext
-from flp.wiring import Container
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
-def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
+def get_container(request: Request) -> Platform:
+    container: Platform = request.app.state.container
     return container
 
 
@@ -33,7 +33,7 @@ def command_context(
     )
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+ContainerDep = Annotated[Platform, Depends(get_container)]
 ContextDep = Annotated[CommandContext, Depends(command_context)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 IfMatch = Annotated[int | None, Header(alias="If-Match", ge=0, description="expected stream version")]

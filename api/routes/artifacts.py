@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import ContainerDep
 from api.errors import NotFound
+from api.ports import Platform
 from fl_runtime.ports import ArtifactStore
-from flp.wiring import Container
 
 router = APIRouter(tags=["artifacts"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
@@ -20,7 +20,7 @@ MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 OCTETS = "application/octet-stream"
 
 
-def artifact_store(container: Container) -> ArtifactStore:
+def artifact_store(container: Platform) -> ArtifactStore:
     store: ArtifactStore | None = container.extras.get("artifacts")
     if store is None:
         raise NotFound("no artifact store is configured")

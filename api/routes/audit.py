@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from api.deps import ContainerDep
 from api.errors import NotFound
+from api.ports import Platform
 from api.routes.jobs import JobId
 from commands.ports import SealStore
 from domain.training_job import stream_id
 from flp import audit
-from flp.wiring import Container
 
 router = APIRouter(tags=["audit"])
 NDJSON = "application/x-ndjson"
@@ -67,12 +67,12 @@ class DiffOut(BaseModel):
     events: list[DiffEvent]
 
 
-def _seals(container: Container) -> tuple[SealStore | None, bytes | None]:
+def _seals(container: Platform) -> tuple[SealStore | None, bytes | None]:
     seals: SealStore | None = container.extras.get("audit_seals")
     return seals, audit.seal_key(container.settings) if seals is not None else None
 
 
-async def _require_job(container: Container, job_id: str) -> None:
+async def _require_job(container: Platform, job_id: str) -> None:
     if await container.store.stream_version(stream_id(job_id)) == 0:
         raise NotFound(f"job {job_id} not found")
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from api.deps import ContainerDep
+from api.ports import Platform
 from api.schemas import Health
-from flp.wiring import Container
 
 router = APIRouter(tags=["health"])
 
 
-async def health_report(container: Container) -> Health:
+async def health_report(container: Platform) -> Health:
     head = await container.store.head_position()
     projections = {}
     for p in container.projections.projections:

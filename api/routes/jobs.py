@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ContainerDep, ContextDep, IdempotencyKey, IfMatch
 from api.errors import NotFound
+from api.ports import Platform
 from api.schemas import (
     CommandAccepted,
     EventOut,
@@ -24,13 +25,12 @@ from commands.handlers import CommandResult
 from domain import commands as c
 from domain.events import JobConfig
 from domain.training_job import stream_id
-from flp.wiring import Container
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_length=128)]
 
 
-async def accepted(container: Container, result: CommandResult) -> CommandAccepted:
+async def accepted(container: Platform, result: CommandResult) -> CommandAccepted:
     """Answer once the projections show the command's effect (read-your-writes for callers)."""
     position = result.events[-1].position if result.events else None
     if position is not None:
@@ -46,7 +46,7 @@ async def accepted(container: Container, result: CommandResult) -> CommandAccept
 
 
 async def execute(
-    container: Container, job_id: str, command: c.JobCommand, ctx: Any, key: str | None, if_match: int | None
+    container: Platform, job_id: str, command: c.JobCommand, ctx: Any, key: str | None, if_match: int | None
 ) -> CommandAccepted:
     result = await container.jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
     return await accepted(container, result)

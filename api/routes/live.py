@@ -13,8 +13,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import ContainerDep
 from api.errors import NotFound
+from api.ports import Platform
 from api.routes.jobs import JobId
-from flp.wiring import Container
 from projections.ports import DocChange
 
 router = APIRouter(prefix="/live", tags=["live"])
@@ -38,7 +38,7 @@ def _resume_from(header: str | None, query: int | None) -> int:
 
 
 async def _stream(
-    request: Request, container: Container, projection: str, key: str | None, after: int
+    request: Request, container: Platform, projection: str, key: str | None, after: int
 ) -> AsyncIterator[ServerSentEvent]:
     queue = container.live.subscribe()
     try:

@@ -1,0 +1,69 @@
+"""What the HTTP API needs of the running platform. `flp.wiring.Container` provides it; the API
+depends on this description, not on the composition root that builds it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from commands.handlers import CommandHandler
+from commands.ports import EventStore
+from domain.client import ClientState
+from domain.commands import ClientCommand, JobCommand
+from domain.training_job import JobState
+from flp.settings import Settings
+from projections.ports import DocChange, ReadModelStore
+from projections.runner import ProjectionRunner
+
+
+class LiveFeed(Protocol):
+    """Read-model changes fanned out to live subscribers (None = you fell behind: reconnect)."""
+
+    def subscribe(self) -> asyncio.Queue[DocChange | None]: ...
+
+    def unsubscribe(self, q: asyncio.Queue[DocChange | None]) -> None: ...
+
+    @property
+    def subscriber_count(self) -> int: ...
+
+
+class Service(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def info(self) -> Callable[[], dict[str, Any]] | None: ...
+
+
+class Platform(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def read_models(self) -> ReadModelStore: ...
+
+    @property
+    def jobs(self) -> CommandHandler[JobCommand, JobState]: ...
+
+    @property
+    def clients(self) -> CommandHandler[ClientCommand, ClientState]: ...
+
+    @property
+    def projections(self) -> ProjectionRunner: ...
+
+    @property
+    def live(self) -> LiveFeed: ...
+
+    @property
+    def services(self) -> Sequence[Service]: ...
+
+    @property
+    def extras(self) -> dict[str, Any]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
