@@ -70,7 +70,7 @@ from adapters.mongo_client import (
     topology,
 )
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, link
+from domain.envelope import GENESIS_HASH, EncodedEvent, NewEvent, RecordedEvent, Sealer, encode, link
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ class MongoEventStore:
         poll_s: float = 1.0,
         max_attempts: int = 100,
         watch: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self._conn = connection
+        self._sealer = sealer  # seals travel inside the commit document: one atomic insert
         self.commits: MongoCollection = collection(connection.db, COMMITS)
         self.counters: MongoCollection = collection(connection.db, COUNTERS)
         self.abandon_after_s = abandon_after_s
@@ -193,6 +195,7 @@ class MongoEventStore:
         expected_version: int | None,
         idempotency_key: str | None = None,
     ) -> AppendResult:
+        encoded = encode(events)  # before a position is allocated: a refused append leaves no hole
         for _attempt in range(self.max_attempts):
             if idempotency_key is not None:
                 earlier = await self._earlier(idempotency_key, stream_id)
@@ -209,7 +212,7 @@ class MongoEventStore:
             if not events:
                 return AppendResult(stream_id, version, [])
             first, last = await self._allocate(len(events))
-            doc, recorded = self._commit_doc(stream_id, events, version, prev_hash, first, idempotency_key)
+            doc, recorded = self._commit_doc(stream_id, encoded, version, prev_hash, first, idempotency_key)
             outcome = await self._insert_or_abandon(doc, first, last)
             if outcome is _Outcome.COMMITTED:
                 self._wake.notify()
@@ -252,17 +255,18 @@ class MongoEventStore:
         last = int(counter["seq"])
         return last - n + 1, last
 
-    @staticmethod
     def _commit_doc(
+        self,
         stream_id: str,
-        events: Sequence[NewEvent],
+        events: Sequence[EncodedEvent],
         version: int,
         prev_hash: str,
         first: int,
         idempotency_key: str | None,
     ) -> tuple[dict[str, Any], list[RecordedEvent]]:
         recorded_at = utc_timestamp()
-        recorded = [c.event for c in link(stream_id, events, version, first, prev_hash, recorded_at)]
+        chained = link(stream_id, events, version, first, prev_hash, recorded_at, self._sealer)
+        recorded = [c.event for c in chained]
         last_hash = recorded[-1].hash if recorded else prev_hash
         doc: dict[str, Any] = {
             "_id": first,

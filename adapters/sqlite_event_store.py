@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import queue
 import sqlite3
 import threading
@@ -25,7 +26,9 @@ from adapters.clock import utc_timestamp
 from adapters.commit_signal import CommitSignal
 from adapters.sqlite_threads import SqliteThreads, connect
 from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, ChainedEvent, NewEvent, RecordedEvent, link
+from domain.envelope import GENESIS_HASH, ChainedEvent, NewEvent, RecordedEvent, Sealer, encode, link
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -39,6 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
     metadata       TEXT    NOT NULL,
     prev_hash      TEXT    NOT NULL,
     hash           TEXT    NOT NULL,
+    seal           TEXT,
     UNIQUE (stream_id, version)
 );
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -50,7 +54,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 
-_COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, metadata, prev_hash, hash"
+_COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, metadata, prev_hash, hash, seal"
 MAX_GROUP = 512  # appends per group commit
 
 
@@ -80,6 +84,7 @@ def _row(chained: ChainedEvent) -> tuple[Any, ...]:
         chained.metadata_json,
         e.prev_hash,
         e.hash,
+        e.seal,
     )
 
 
@@ -94,11 +99,11 @@ def _decode(rows: Any) -> list[RecordedEvent]:
     if paused:
         gc.disable()
     try:
-        for a, b, c, d, e, f, g, h, i, j in rows:
+        for a, b, c, d, e, f, g, h, i, j, k in rows:
             meta = metas.get(h)
             if meta is None:
                 meta = metas[h] = loads(h)
-            out.append(RecordedEvent(a, b, c, d, e, f, loads(g), meta, i, j))
+            out.append(RecordedEvent(a, b, c, d, e, f, loads(g), meta, i, j, k))
     finally:
         if paused:
             gc.enable()
@@ -115,9 +120,13 @@ class _Append:
 
 
 class SqliteEventStore:
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    """`sealer` (the audit seal key's HMAC) seals each event in the transaction that writes it:
+    an acknowledged event is never without its seal."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL", sealer: Sealer | None = None) -> None:
         self.path = Path(path)
         self._synchronous = synchronous
+        self._sealer = sealer
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
         self.transactions = 0  # group commits made: fewer than appends under concurrency
         self.appends = 0
@@ -135,6 +144,9 @@ class SqliteEventStore:
         self._reads = SqliteThreads(self.path, self._synchronous, query_only=True)
         conn = connect(self.path, self._synchronous)
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if "seal" not in columns:  # a data dir from before seals were kept with their events
+            conn.execute("ALTER TABLE events ADD COLUMN seal TEXT")
         head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         self._signal.notify(head)
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="flp-sqlite-writer", daemon=True)
@@ -188,16 +200,25 @@ class SqliteEventStore:
                 return
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[_Append]) -> None:
+        """One transaction for the group. Each append runs inside its own savepoint: whatever
+        fails in one (a version conflict, an unstorable value, a constraint, anything unexpected)
+        is rolled back and answered to that caller alone; the others commit."""
         outcomes: list[AppendResult | BaseException] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
             for req in group:
+                conn.execute("SAVEPOINT one_append")
                 try:
                     result, head = self._append_one(conn, req, head)
-                    outcomes.append(result)
-                except (ConcurrencyError, IdempotencyKeyReused, ValueError) as exc:
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO one_append")
+                    if not isinstance(exc, ConcurrencyError | IdempotencyKeyReused | ValueError):
+                        log.exception("append to %s failed; the rest of its group commits", req.stream_id)
                     outcomes.append(exc)
+                else:
+                    outcomes.append(result)
+                conn.execute("RELEASE one_append")
             conn.execute("COMMIT")
             self.transactions += 1
             self.appends += len(group)
@@ -233,14 +254,14 @@ class SqliteEventStore:
         version, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
         if req.expected_version is not None and req.expected_version != version:
             raise ConcurrencyError(req.stream_id, req.expected_version, version)
-        chained = link(req.stream_id, req.events, version, head + 1, prev_hash, utc_timestamp())
+        chained = link(req.stream_id, encode(req.events), version, head + 1, prev_hash, utc_timestamp(), self._sealer)
         rows_out = [_row(c) for c in chained]
         recorded = [c.event for c in chained]
         head += len(recorded)
         version += len(recorded)
         conn.executemany(
             "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata,"
-            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " prev_hash, hash, seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows_out,
         )
         if req.idempotency_key is not None and recorded:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commands.ports import ConcurrencyError, IdempotencyKeyReused
+from domain.envelope import UndecodableEvent, UnstorableEvent
 from domain.errors import DomainError, UnknownAggregate
 
 log = logging.getLogger(__name__)
@@ -51,13 +54,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"])
-        return problem(422, "Invalid Input", f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+        return _invalid(exc.errors())
+
+    @app.exception_handler(ValidationError)
+    async def invalid_inside(_: Request, exc: ValidationError) -> JSONResponse:
+        return _invalid(exc.errors())  # a command built from a valid body broke its own rules
+
+    @app.exception_handler(UnstorableEvent)
+    async def unstorable(_: Request, exc: UnstorableEvent) -> JSONResponse:
+        return problem(422, "Invalid Input", f"the store refused the events: {exc}")
+
+    @app.exception_handler(UndecodableEvent)
+    async def faulted(_: Request, exc: UndecodableEvent) -> JSONResponse:
+        return problem(
+            409,
+            "Stream Faulted",
+            f"{exc}; the stream is faulted (see GET /health and `flp audit verify`)",
+            code="stream_faulted",
+            stream_id=exc.stream_id,
+            position=exc.position,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -70,6 +86,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
+
+
+def _invalid(raw: Sequence[Any]) -> JSONResponse:
+    errors = [
+        {
+            "loc": [p if isinstance(p, int) else _printable(str(p)) for p in e.get("loc", ())],
+            "msg": _printable(str(e.get("msg", "")).removeprefix("Value error, ")),
+            "type": str(e.get("type", "")),
+        }
+        for e in raw
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return problem(422, "Invalid Input", f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+
+
+def _printable(text: str) -> str:
+    """Text safe to put in a JSON answer: a lone surrogate (the very input refused) is escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _title(status: int) -> str:

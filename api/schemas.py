@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.envelope import RecordedEvent
 from domain.events import JobConfig
+from domain.values import EntityId, Key, Scalar, Text, Valued
 
 
-class StartJobRequest(JobConfig):
-    job_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="generated when omitted"
-    )
+class StartJobRequest(JobConfig, Valued):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    job_id: EntityId | None = Field(default=None, description="generated when omitted")
+    hyperparameters: dict[Key, Scalar] = Field(default_factory=dict, max_length=1_000)
 
 
-class ReasonRequest(BaseModel):
-    reason: str = Field(default="cancelled by request", min_length=1, max_length=2000)
+class ReasonRequest(Valued):
+    reason: Text = Field(default="cancelled by request", min_length=1, max_length=2000)
 
 
 class JoinRequest(BaseModel):
-    client_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    client_id: EntityId
 
 
 class EventOut(BaseModel):
@@ -35,6 +37,7 @@ class EventOut(BaseModel):
     metadata: dict[str, Any]
     prev_hash: str
     hash: str
+    seal: str | None = Field(default=None, description="HMAC seal written with the event (audit)")
 
     @classmethod
     def of(cls, e: RecordedEvent) -> EventOut:
@@ -68,7 +71,11 @@ class StateAt(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded when a stream is faulted or the projections are stalled")
     head_position: int
     projections: dict[str, dict[str, int]]
+    stalled: str | None = Field(default=None, description="why the projections stopped, while they are retried")
+    faulted_streams: list[dict[str, Any]] = Field(
+        default_factory=list, description="streams with an event that does not decode (frozen on the read side)"
+    )
     services: dict[str, dict[str, Any]]

@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from commands.ports import ConcurrencyError, EventStore
+from commands.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
 from domain import client, training_job
 from domain.commands import ClientCommand, JobCommand
 from domain.envelope import NewEvent, RecordedEvent
+from domain.errors import DomainError
 from domain.events import Event
 
 S = TypeVar("S")
@@ -100,27 +101,37 @@ class CommandHandler(Generic[C, S]):
         idempotency_key: str | None = None,
     ) -> CommandResult:
         """Decide and append. With `expected_version` a moved stream raises ConcurrencyError;
-        without it, a concurrent change makes the handler reload and decide again."""
+        without it, a concurrent change makes the handler reload and decide again.
+
+        With `idempotency_key`, the same key always gets the first answer: the key is checked
+        before deciding, by the store inside its serialised write, and again whenever the
+        decision is not an append (a concurrent twin may have appended meanwhile, so that this
+        one now sees "already exists", nothing to do, or a moved version)."""
         ctx = ctx or CommandContext()
         stream = self.aggregate.stream_id(entity_id)
-        if idempotency_key is not None:
-            earlier = await self.store.find_idempotent(idempotency_key)
-            if earlier is not None and earlier.stream_id == stream:
-                return CommandResult(stream, earlier.version, earlier.events, duplicate=True)
+        if (earlier := await self._replay(idempotency_key, stream)) is not None:
+            return earlier
         command_id = str(uuid.uuid4())
         for attempt in range(MAX_RETRIES):
             version, state = await self.load(entity_id)
-            if expected_version is not None and expected_version != version:
-                raise ConcurrencyError(stream, expected_version, version)
-            events = self.aggregate.decide(command, state)
+            try:
+                if expected_version is not None and expected_version != version:
+                    raise ConcurrencyError(stream, expected_version, version)
+                events = self.aggregate.decide(command, state)
+            except (DomainError, ConcurrencyError):
+                if (earlier := await self._replay(idempotency_key, stream)) is not None:
+                    return earlier
+                raise
             if not events:
-                return CommandResult(stream, version, [])
+                return await self._replay(idempotency_key, stream) or CommandResult(stream, version, [])
             new = [NewEvent.from_event(str(uuid.uuid4()), ev, _metadata(ctx, command, command_id)) for ev in events]
             try:
                 result = await self.store.append(stream, new, version, idempotency_key)
             except ConcurrencyError:
                 self._cache.pop(stream, None)
                 if expected_version is not None or attempt == MAX_RETRIES - 1:
+                    if (earlier := await self._replay(idempotency_key, stream)) is not None:
+                        return earlier
                     raise
                 continue
             if not result.duplicate:
@@ -129,6 +140,17 @@ class CommandHandler(Generic[C, S]):
                 self._remember(stream, result.version, state)
             return CommandResult(stream, result.version, result.events, result.duplicate)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _replay(self, idempotency_key: str | None, stream: str) -> CommandResult | None:
+        """The earlier answer for this key, if an append was made with it."""
+        if idempotency_key is None:
+            return None
+        earlier = await self.store.find_idempotent(idempotency_key)
+        if earlier is None:
+            return None
+        if earlier.stream_id != stream:
+            raise IdempotencyKeyReused(f"idempotency key was used for stream {earlier.stream_id}")
+        return CommandResult(stream, earlier.version, earlier.events, duplicate=True)
 
     def _remember(self, stream: str, version: int, state: S) -> None:
         self._cache[stream] = (version, state)

@@ -15,16 +15,17 @@ store to an earlier consistent state (keep an external copy of the chain head ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from domain import training_job
-from domain.envelope import GENESIS_HASH, RecordedEvent, canonical_json, expected_hash
+from domain.envelope import GENESIS_HASH, RecordedEvent, Sealer, UndecodableEvent, canonical_json, expected_hash
 
 BUNDLE_FORMAT = "flp-audit-bundle/1"
 
@@ -37,7 +38,7 @@ class Break:
     version: int
     position: int
     reason: str
-    code: str = "broken"  # gap | order | version | link | content | unsealed | seal | moved | missing
+    code: str = "broken"  # gap | order | version | link | content | undecodable | unsealed | seal | moved | missing
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,9 +79,18 @@ class VerifyReport:
         }
 
 
-def seal_of(key: bytes, event: RecordedEvent) -> str:
-    body = canonical_json([event.position, event.stream_id, event.version, event.event_id, event.hash])
+def seal_fields(key: bytes, position: int, stream_id: str, version: int, event_id: str, digest: str) -> str:
+    body = canonical_json([position, stream_id, version, event_id, digest])
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def seal_of(key: bytes, event: RecordedEvent) -> str:
+    return seal_fields(key, event.position, event.stream_id, event.version, event.event_id, event.hash)
+
+
+def sealer(key: bytes) -> Sealer:
+    """What an event store calls to seal each event inside the write that stores it."""
+    return functools.partial(seal_fields, key)
 
 
 def seal_record(key: bytes, event: RecordedEvent) -> SealRecord:
@@ -92,15 +102,29 @@ class ChainVerifier:
 
     `contiguous_positions`: the input is the whole global feed from `after_position` (positions
     must be after+1, after+2, ...); otherwise (one stream) positions only have to increase.
-    With `seal_key`, every event must carry a matching seal (pass the store's seals to `feed`).
+
+    With `seal_key`, every event must be sealed: by the seal written with it (`event.seal`), and
+    by its copy in the seal store (pass it to `feed`), which lives apart from the events so that
+    deleting the newest events shows. The copy is made after the append (the seal store may trail
+    the events by a moment, and a crash may leave its tail to be copied at the next start): an
+    event with a valid seal of its own beyond `mirror_head` (the seal store's newest position) is
+    pending, not broken. An event with neither seal, or a copy missing below `mirror_head`, is.
     """
 
     def __init__(
-        self, *, contiguous_positions: bool = True, after_position: int = 0, seal_key: bytes | None = None
+        self,
+        *,
+        contiguous_positions: bool = True,
+        after_position: int = 0,
+        seal_key: bytes | None = None,
+        mirror_head: int = 0,
+        decode: bool = True,
     ) -> None:
+        self.decode = decode  # also check that every event still decodes to its event class
         self.contiguous = contiguous_positions
         self.last_position = after_position
         self.seal_key = seal_key
+        self.mirror_head = mirror_head
         self.heads: dict[str, tuple[int, str, int]] = {}  # stream -> (version, hash, position)
         self.checked = 0
         self.first_break: Break | None = None
@@ -137,13 +161,32 @@ class ChainVerifier:
             return broken("prev_hash does not match the hash of the stream's previous event", "link")
         if expected_hash(event) != event.hash:
             return broken("content does not match its hash (a field was changed)", "content")
+        if self.decode:
+            try:
+                event.to_event()
+            except UndecodableEvent as exc:
+                return broken(f"does not decode as {event.type}: {exc.reason}", "undecodable")
         if self.seal_key is not None:
-            if seal is None:
-                return broken("no seal: the event was not appended through flp (forged?)", "unsealed")
-            if (seal.stream_id, seal.version, seal.event_id) != (event.stream_id, event.version, event.event_id):
-                return broken(f"seal is for {seal.stream_id} version {seal.version}: events were moved", "moved")
-            if not hmac.compare_digest(seal.seal, seal_of(self.seal_key, event)):
-                return broken("seal does not match: the event was rewritten (hash chain recomputed?)", "seal")
+            return self._check_seals(event, seal, broken)
+        return None
+
+    def _check_seals(
+        self, event: RecordedEvent, copy: SealRecord | None, broken: Callable[[str, str], Break]
+    ) -> Break | None:
+        assert self.seal_key is not None
+        expected = seal_of(self.seal_key, event)
+        rewritten = "seal does not match: the event was rewritten (hash chain recomputed?)"
+        if copy is not None:
+            if (copy.stream_id, copy.version, copy.event_id) != (event.stream_id, event.version, event.event_id):
+                return broken(f"seal is for {copy.stream_id} version {copy.version}: events were moved", "moved")
+            if not hmac.compare_digest(copy.seal, expected):
+                return broken(rewritten, "seal")
+        if event.seal is not None and not hmac.compare_digest(event.seal, expected):
+            return broken(rewritten, "seal")
+        if event.seal is None and copy is None:
+            return broken("no seal: the event was not appended through flp (forged?)", "unsealed")
+        if copy is None and event.position <= self.mirror_head:
+            return broken("no seal for it in the seal store (deleted from the seal store?)", "unsealed")
         return None
 
     def missing_sealed(self, seals: Iterable[SealRecord]) -> Break | None:
@@ -176,9 +219,13 @@ def verify_events(
     contiguous_positions: bool = True,
     seal_key: bytes | None = None,
     seals: dict[int, SealRecord] | None = None,
+    decode: bool = True,
 ) -> VerifyReport:
     """Verify a sequence of events in position order (the whole feed, or one stream)."""
-    verifier = ChainVerifier(contiguous_positions=contiguous_positions, seal_key=seal_key)
+    mirror_head = max(seals, default=0) if seals else 0
+    verifier = ChainVerifier(
+        contiguous_positions=contiguous_positions, seal_key=seal_key, mirror_head=mirror_head, decode=decode
+    )
     for event in events:
         if verifier.feed(event, (seals or {}).get(event.position)) is not None:
             break
@@ -276,8 +323,9 @@ def bundle_lines(
         )
     ]
     for event in events:
-        seal = (seals or {}).get(event.position)
-        lines.append(canonical_json({"kind": "event", "event": event.to_dict(), "seal": seal.seal if seal else None}))
+        copy = (seals or {}).get(event.position)
+        seal = copy.seal if copy is not None else event.seal
+        lines.append(canonical_json({"kind": "event", "event": event.to_dict(), "seal": seal}))
     last = events[-1] if events else None
     lines.append(
         canonical_json(

@@ -1,89 +1,91 @@
-"""Commands: what a caller asks an aggregate to do. Validated on construction."""
+"""Commands: what a caller asks an aggregate to do. Validated on construction, inside the
+event value space (domain.values), so every event decided from them can be stored and read back."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from domain.events import JobConfig, Metrics
+from domain.events import JobConfig
+from domain.values import Count, EntityId, FiniteFloat, Metrics, PositiveInt, Sha256Hex, Text, Valued
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_CLIENTS_PER_ROUND = 10_000
 
 
-class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Command(Valued):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class StartJob(Command):
-    job_id: str = Field(pattern=_ID)
+    job_id: EntityId
     config: JobConfig
 
 
 class MarkJobStarted(Command):
     """The runtime submitted the job's Flower run."""
 
-    run_id: str = Field(min_length=1, max_length=200)
+    run_id: Text = Field(min_length=1, max_length=200)
 
 
 class JoinJob(Command):
-    client_id: str = Field(pattern=_ID)
+    client_id: EntityId
 
 
-class ClientResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ClientResult(Valued):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    client_id: str = Field(pattern=_ID)
-    num_examples: int = Field(ge=0)
+    client_id: EntityId
+    num_examples: Count
     metrics: Metrics = Field(default_factory=dict)
 
 
-class ClientFailure(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ClientFailure(Valued):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    client_id: str = Field(pattern=_ID)
-    code: str = Field(min_length=1, max_length=100)
-    reason: str = Field(max_length=2000)
+    client_id: EntityId
+    code: Text = Field(min_length=1, max_length=100)
+    reason: Text = Field(max_length=2000)
 
 
 class RecordRoundResult(Command):
-    round: int = Field(ge=1)
-    sampled: int | None = Field(default=None, ge=0)
-    results: list[ClientResult] = Field(default_factory=list)
-    failures: list[ClientFailure] = Field(default_factory=list)
+    round: PositiveInt
+    sampled: Count | None = None
+    results: list[ClientResult] = Field(default_factory=list, max_length=MAX_CLIENTS_PER_ROUND)
+    failures: list[ClientFailure] = Field(default_factory=list, max_length=MAX_CLIENTS_PER_ROUND)
     train_metrics: Metrics = Field(default_factory=dict)
     evaluate_metrics: Metrics = Field(default_factory=dict)
     central_metrics: Metrics = Field(default_factory=dict)
-    duration_s: float = Field(default=0.0, ge=0)
-    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    duration_s: FiniteFloat = Field(default=0.0, ge=0)
+    model_sha256: Sha256Hex | None = None
 
 
 class CompleteJob(Command):
     final_metrics: Metrics = Field(default_factory=dict)
-    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    model_sha256: Sha256Hex | None = None
 
 
 class FailJob(Command):
     """The job cannot go on. A runtime whose round failed (fewer than min_clients replied) names
     the round and its failed clients, which are recorded as ClientFailed before JobFailed."""
 
-    reason: str = Field(min_length=1, max_length=2000)
-    round: int | None = Field(default=None, ge=1)
-    failures: list[ClientFailure] = Field(default_factory=list, max_length=100_000)
+    reason: Text = Field(min_length=1, max_length=2000)
+    round: PositiveInt | None = None
+    failures: list[ClientFailure] = Field(default_factory=list, max_length=MAX_CLIENTS_PER_ROUND)
 
 
 class CancelJob(Command):
-    reason: str = Field(default="cancelled by request", max_length=2000)
+    reason: Text = Field(default="cancelled by request", max_length=2000)
 
 
 class RegisterClient(Command):
-    client_id: str = Field(pattern=_ID)
-    name: str = Field(min_length=1, max_length=200)
-    properties: dict[str, str] = Field(default_factory=dict)
+    client_id: EntityId
+    name: Text = Field(min_length=1, max_length=200)
+    properties: dict[str, str] = Field(default_factory=dict, max_length=1_000)
 
 
 class LeaveFleet(Command):
     """A client leaves the fleet (recorded as ClientLeft)."""
 
-    reason: str = Field(default="", max_length=2000)
+    reason: Text = Field(default="", max_length=2000)
 
 
 JobCommand = StartJob | MarkJobStarted | JoinJob | RecordRoundResult | CompleteJob | FailJob | CancelJob

@@ -29,7 +29,7 @@ from commands.ports import EventStore
 from domain import commands as c
 from domain import events as e
 from domain.commands import JobCommand
-from domain.envelope import RecordedEvent
+from domain.envelope import RecordedEvent, UndecodableEvent
 from domain.errors import DomainError
 from domain.training_job import JobState
 from fl_runtime.control import FlowerControl, RunInfo
@@ -145,7 +145,12 @@ class JobSupervisor:
     async def _on_event(self, recorded: RecordedEvent, *, act: bool) -> None:
         if not recorded.stream_id.startswith("job-") or recorded.type not in RELEVANT:
             return
-        event = recorded.to_event()
+        try:
+            event = recorded.to_event()
+        except UndecodableEvent as exc:  # the job's stream is faulted: nothing can be decided on it
+            log.error("supervisor: %s; job stream no longer followed", exc)
+            self.tracked.pop(recorded.stream_id.removeprefix("job-"), None)
+            return
         if isinstance(event, e.JobCreated):
             if event.config.runtime != "flower":
                 return

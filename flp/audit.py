@@ -3,13 +3,15 @@ by timestamp, and diffs between versions."""
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from commands.ports import EventStore, SealStore
 from domain import audit
-from domain.audit import VerifyReport
+from domain.audit import SealRecord, VerifyReport
+from domain.envelope import RecordedEvent
 from domain.training_job import JobState, stream_id
 from flp.secrets import load_or_create_secret
 from flp.settings import Settings
@@ -27,32 +29,57 @@ def seal_key(settings: Settings) -> bytes:
     return load_or_create_secret(seal_key_file(settings))
 
 
-async def open_sealing(settings: Settings, store: EventStore) -> tuple[EventStore, SealStore | None]:
-    """Wrap `store` so every append is sealed (unless FLP_AUDIT_SEAL=false)."""
+async def open_seal_store(settings: Settings) -> SealStore | None:
+    """The seal store (None with FLP_AUDIT_SEAL=false): a copy of every event's seal kept apart
+    from the events, so that deleting the newest events (with their seals) shows."""
     if not settings.audit_seal:
-        return store, None
-    from adapters.sealing_event_store import SealingEventStore
+        return None
     from adapters.sqlite_audit_seals import SqliteSealStore
 
-    seals = await SqliteSealStore(settings.data_dir / "audit-seals.db", settings.sqlite_synchronous).open()
-    return SealingEventStore(store, seals, seal_key(settings)), seals
+    return await SqliteSealStore(settings.data_dir / "audit-seals.db", settings.sqlite_synchronous).open()
+
+
+class SealMirror:
+    """Copies each event's seal (written with the event, in the same transaction) into the seal
+    store. A consumer of the feed like any other: after a crash it simply copies the tail the
+    previous process did not get to, at the next start, with no operator step. A seal is copied
+    only if it is valid under the key; a forged event's bogus seal is left for `verify` to report."""
+
+    def __init__(self, store: EventStore, seals: SealStore, key: bytes) -> None:
+        self.store = store
+        self.seals = seals
+        self._key = key
+        self.position = 0
+
+    async def catch_up(self) -> int:
+        self.position = await self.seals.head()
+        while batch := await self.store.read_all(self.position, PAGE):
+            await self._copy(batch)
+        return self.position
+
+    async def run(self) -> None:
+        await self.catch_up()
+        async for batch in self.store.subscribe(self.position, PAGE):
+            await self._copy(batch)
+
+    async def _copy(self, batch: list[RecordedEvent]) -> None:
+        copies = [
+            SealRecord(e.position, e.stream_id, e.version, e.event_id, e.seal)
+            for e in batch
+            if e.seal is not None and hmac.compare_digest(e.seal, audit.seal_of(self._key, e))
+        ]
+        await self.seals.put(copies)
+        self.position = batch[-1].position
+
+    def info(self) -> dict[str, Any]:
+        return {"position": self.position}
 
 
 async def verify_store(
     store: EventStore, seals: SealStore | None = None, key: bytes | None = None, job_id: str | None = None
 ) -> VerifyReport:
     """Recompute every stream's chain and the global feed's continuity (or one job's stream), and
-    with a seal store + key check every event's seal and that no sealed event is missing."""
-    report = await _verify(store, seals, key, job_id)
-    brk = report.first_break
-    settle = getattr(store, "settle", None)
-    if brk is not None and brk.code == "unsealed" and settle is not None:
-        await settle()  # an append of this process may be between its commit and its seal: look again
-        report = await _verify(store, seals, key, job_id)
-    return report
-
-
-async def _verify(store: EventStore, seals: SealStore | None, key: bytes | None, job_id: str | None) -> VerifyReport:
+    with a seal store + key check every event's seals and that no sealed event is missing."""
     use_seals = seals is not None and key is not None
     if job_id is not None:
         events = await store.read_stream(stream_id(job_id))
@@ -62,19 +89,26 @@ async def _verify(store: EventStore, seals: SealStore | None, key: bytes | None,
         return audit.verify_events(
             events, contiguous_positions=False, seal_key=key if use_seals else None, seals=stream_seals
         )
-    verifier = audit.ChainVerifier(contiguous_positions=True, seal_key=key if use_seals else None)
+    mirror_head = await seals.head() if seals is not None and use_seals else 0
+    verifier = audit.ChainVerifier(
+        contiguous_positions=True, seal_key=key if use_seals else None, mirror_head=mirror_head
+    )
     after = 0
     while True:
         page = await store.read_all(after, PAGE)
         if not page:
-            break
+            beyond = await seals.range(after) if seals is not None and use_seals else []
+            if not beyond:
+                break
+            page = await store.read_all(after, PAGE)  # committed while we read the seals?
+            if not page:
+                verifier.missing_sealed(beyond)  # sealed, yet no longer in the store
+                break
         page_seals = {s.position: s for s in await seals.range(after, page[-1].position)} if seals and use_seals else {}
         for event in page:
             if verifier.feed(event, page_seals.get(event.position)) is not None:
                 return verifier.report(sealed_checked=use_seals)
         after = page[-1].position
-    if seals is not None and use_seals:
-        verifier.missing_sealed(await seals.range(after))
     return verifier.report(sealed_checked=use_seals)
 
 

@@ -15,9 +15,12 @@ from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from commands.handlers import CLIENT, TRAINING_JOB, CommandHandler
 from commands.ports import EventStore
+from domain import audit
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
+from domain.envelope import Sealer
 from domain.training_job import JobState
+from flp.audit import SealMirror, open_seal_store, seal_key
 from flp.settings import Settings
 from projections.ports import ReadModelStore
 from projections.registry import all_projections
@@ -47,11 +50,15 @@ class Container:
     live: LiveHub
     services: list[BackgroundService] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)  # optional parts: artifacts, relay, supervisor
+    seal_mirror: SealMirror | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # called by stop()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Catch the projections up, then start every background service."""
+        """Copy any seals a crash left uncopied, catch the projections up, then start every
+        background service."""
+        if self.seal_mirror is not None:
+            await self.seal_mirror.catch_up()
         await self.projections.catch_up(self.store)
         for service in self.services:
             self._tasks.append(asyncio.create_task(self._supervise(service), name=service.name))
@@ -80,17 +87,22 @@ class Container:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.seal_mirror is not None:  # a clean stop leaves no seal to copy at the next start
+            try:
+                await self.seal_mirror.catch_up()
+            except Exception:
+                log.exception("copying the last seals failed; the next start copies them")
         for close in reversed(self.closers):
             await close()
         await self.read_models.close()
         await self.store.close()
 
 
-async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
+async def open_stores(settings: Settings, sealer: Sealer | None = None) -> tuple[EventStore, ReadModelStore]:
     url = settings.resolved_store_url()
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        store = await SqliteEventStore(path, settings.sqlite_synchronous).open()
+        store = await SqliteEventStore(path, settings.sqlite_synchronous, sealer).open()
         read_models = await SqliteReadModelStore(path.with_name(path.stem + "-read-models.db")).open()
         return store, read_models
     if url.startswith(("mongodb://", "mongodb+srv://")):
@@ -99,7 +111,7 @@ async def open_stores(settings: Settings) -> tuple[EventStore, ReadModelStore]:
         from adapters.mongo_read_models import MongoReadModelStore
 
         connection = MongoConnection.from_settings(settings)  # one client; closed with the last store
-        return await MongoEventStore(connection).open(), await MongoReadModelStore(connection).open()
+        return await MongoEventStore(connection, sealer=sealer).open(), await MongoReadModelStore(connection).open()
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
 
@@ -121,8 +133,9 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     Kafka relay (for one-shot CLI commands against the data dir)."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, read_models = await open_stores(settings)
-    store, seals = await _open_audit(settings, store)
+    seals = await open_seal_store(settings)
+    key = seal_key(settings) if seals is not None else None
+    store, read_models = await open_stores(settings, audit.sealer(key) if key is not None else None)
     live = LiveHub()
     runner = ProjectionRunner(read_models, all_projections(), [live.publish])
     container = Container(
@@ -137,6 +150,11 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     container.extras["artifacts"] = await open_artifacts(settings, container)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
     container.extras["audit_seals"] = seals
+    if seals is not None and key is not None:
+        mirror = SealMirror(store, seals, key)
+        container.seal_mirror = mirror
+        container.closers.append(seals.close)
+        container.services.append(BackgroundService("seal_mirror", mirror.run, info=mirror.info))
     await _add_auth(container)
     if with_runtime:
         _add_runtime_services(container)
@@ -156,13 +174,6 @@ def _add_runtime_services(container: Container) -> None:
         relay = KafkaRelay(container.store, container.read_models, container.settings)
         container.extras["relay"] = relay  # health: relay.info()["lag"]; exact: await relay.lag()
         container.services.append(BackgroundService("kafka_relay", relay.run, stop=relay.stop, info=relay.info))
-
-
-async def _open_audit(settings: Settings, store: EventStore) -> tuple[EventStore, Any]:
-    """Every append is sealed (HMAC under a key outside the store): see flp/audit.py."""
-    from flp.audit import open_sealing
-
-    return await open_sealing(settings, store)
 
 
 async def _add_auth(container: Container) -> None:

@@ -5,27 +5,42 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from commands.ports import EventStore
-from domain.envelope import RecordedEvent
-from domain.events import Event
+from domain.envelope import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
+from projections.stream_faults import StreamFault, StreamFaults
 
 log = logging.getLogger(__name__)
 
 
+class ProjectionStalled(RuntimeError):
+    """A projection could not commit a batch: it stops (and is retried) rather than skip events."""
+
+
 class ProjectionRunner:
+    """Applies the feed to every projection, each with its own checkpoint. An event that does not
+    decode freezes its stream (see projections.stream_faults); a batch a projection cannot commit
+    stops the runner (`stalled`, shown in /health) instead of being passed over."""
+
     def __init__(
         self,
         read_models: ReadModelStore,
         projections: Sequence[Projection],
         listeners: Sequence[ChangeListener] = (),
+        commit_attempts: int = 3,
     ) -> None:
         self.read_models = read_models
         self.projections = list(projections)
         self.listeners = list(listeners)
         self.position = 0
+        self.faults: dict[str, StreamFault] = {}
+        self.stalled: str | None = None
+        self._faults_loaded = False
+        self._commit_attempts = commit_attempts
+        self._fault_log = StreamFaults()
         self._progress = asyncio.Condition()
 
     async def low_checkpoint(self) -> int:
@@ -35,19 +50,58 @@ class ProjectionRunner:
         """Apply one batch of the feed to every projection (skipping what each already has)."""
         if not batch:
             return
-        decoded: list[tuple[RecordedEvent, Event]] = [(r, r.to_event()) for r in batch]
-        for projection in self.projections:
-            await self._apply_one(projection, decoded)
+        await self._load_faults()
+        decoded: list[tuple[RecordedEvent, Any]] = []
+        new_faults: list[tuple[RecordedEvent, Any]] = []
+        for r in batch:
+            fault = self.faults.get(r.stream_id)
+            if fault is not None and r.position >= fault.position:
+                continue  # a frozen stream
+            try:
+                decoded.append((r, r.to_event()))
+            except UndecodableEvent as exc:
+                log.error("projections: %s; its stream is frozen", exc)
+                fault = StreamFault(r.stream_id, r.version, r.position, r.type, exc.reason)
+                self.faults[r.stream_id] = fault
+                new_faults.append((r, fault))
+        try:
+            if new_faults:  # committed before any projection moves past the bad event
+                await self._apply_one(self._fault_log, new_faults, batch[-1].position)
+            for projection in self.projections:
+                await self._apply_one(projection, decoded, batch[-1].position)
+        except Exception as exc:
+            self.stalled = f"{type(exc).__name__}: {exc}"
+            raise
+        self.stalled = None
         async with self._progress:
             self.position = max(self.position, batch[-1].position)
             self._progress.notify_all()
 
-    async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Event]]) -> None:
-        for _attempt in range(3):
+    async def _load_faults(self) -> None:
+        """The streams frozen by earlier runs (their bad events may lie behind every checkpoint)."""
+        if not self._faults_loaded:
+            docs = await self.read_models.dump(self._fault_log.name)
+            self.faults.update({k: StreamFault.from_doc(d) for k, d in docs.items()})
+            self._faults_loaded = True
+
+    async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
+        """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the
+        projection has nothing in it: its checkpoint says how far it has read). A lost race with
+        another runner is retried from the checkpoint it left; a commit refused while nobody
+        moved the checkpoint stops the projection (ProjectionStalled) instead of skipping."""
+        refused, last_seen = 0, -1
+        while True:
             checkpoint = await self.read_models.get_checkpoint(projection.name)
+            if checkpoint >= upto:
+                return  # another runner applied all of it
+            if checkpoint != last_seen:
+                refused, last_seen = 0, checkpoint
+            elif refused >= self._commit_attempts:
+                raise ProjectionStalled(
+                    f"projection {projection.name} could not commit up to position {upto}: the store refused "
+                    f"{refused} times at checkpoint {checkpoint}"
+                )
             todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
-            if not todo:
-                return
             keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
             wanted = sorted({k for _, _, keys in keyed for k in keys})
             docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
@@ -57,9 +111,10 @@ class ProjectionRunner:
                     doc = projection.apply(docs.get(key), event, recorded)
                     docs[key] = doc
                     changes[key] = (recorded.position, doc)
-            if await self.read_models.commit(projection.name, changes, checkpoint, todo[-1][0].position):
+            if await self.read_models.commit(projection.name, changes, checkpoint, upto):
                 self._notify([DocChange(projection.name, k, pos, doc) for k, (pos, doc) in changes.items()])
                 return
+            refused += 1
             log.info("projection %s: checkpoint moved under us, retrying", projection.name)
 
     def _notify(self, changes: list[DocChange]) -> None:
@@ -75,6 +130,7 @@ class ProjectionRunner:
     async def catch_up(self, store: EventStore, batch_size: int = 2000) -> int:
         """Apply everything up to the store's head; returns the position reached. The next batch
         is read while the current one is applied."""
+        await self._load_faults()
         position = await self.low_checkpoint()
         batch = await store.read_all(position, batch_size)
         while batch:
@@ -105,4 +161,6 @@ class ProjectionRunner:
         chosen = [p for p in self.projections if names is None or p.name in names]
         for projection in chosen:
             await self.read_models.drop(projection.name)
+        if names is None:
+            await self.read_models.drop(StreamFaults.name)
         return await ProjectionRunner(self.read_models, chosen, self.listeners).catch_up(store, batch_size)

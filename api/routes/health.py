@@ -19,7 +19,16 @@ async def health_report(container: Platform) -> Health:
         checkpoint = await container.read_models.get_checkpoint(p.name)
         projections[p.name] = {"checkpoint": checkpoint, "lag": head - checkpoint}
     services = {s.name: (s.info() if s.info else {}) for s in container.services}
-    return Health(status="ok", head_position=head, projections=projections, services=services)
+    runner = container.projections
+    faults = [f.to_dict() for f in runner.faults.values()]
+    return Health(
+        status="degraded" if faults or runner.stalled else "ok",
+        head_position=head,
+        projections=projections,
+        stalled=runner.stalled,
+        faulted_streams=faults,
+        services=services,
+    )
 
 
 @router.get("/health", response_model=Health, summary="Liveness and lag")
@@ -42,6 +51,10 @@ async def metrics(container: ContainerDep) -> str:
         for n, info in report.services.items()
         if isinstance(info.get("lag"), int | float)
     ]
+    lines.append("# TYPE flp_faulted_streams gauge")
+    lines.append(f"flp_faulted_streams {len(report.faulted_streams)}")
+    lines.append("# TYPE flp_projections_stalled gauge")
+    lines.append(f"flp_projections_stalled {int(report.stalled is not None)}")
     lines.append("# TYPE flp_live_subscribers gauge")
     lines.append(f"flp_live_subscribers {container.live.subscriber_count}")
     return "\n".join(lines) + "\n"

@@ -241,6 +241,8 @@ def test_unsealed_history_can_be_adopted_only_when_its_chain_holds(data_dir: Pat
     (data_dir / "audit-seals.db").unlink()  # as if written before sealing existed
     for suffix in ("-wal", "-shm"):
         (data_dir / f"audit-seals.db{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(data_dir / "flp.db") as db:
+        db.execute("UPDATE events SET seal = NULL")
     code, report = run_verify(data_dir)
     assert code == 1 and report["first_break"]["code"] == "unsealed" and report["first_break"]["position"] == 1
     refused = CliRunner().invoke(cli, ["audit", "adopt-unsealed"], env={"FLP_DATA_DIR": str(data_dir)})

@@ -13,7 +13,8 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from adapters.mongo_event_store import COMMITS, COUNTERS, POSITION_COUNTER, MongoEventStore
 from commands.ports import ConcurrencyError
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, expected_hash
+from domain import envelope
+from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, UnstorableEvent, expected_hash
 from tests.mongo.standin import MongoTestBackend, Recorder
 
 
@@ -333,7 +334,22 @@ async def test_event_payload_field_names_with_dots_and_dollars(backend: MongoTes
         await store.close()
 
 
-async def test_append_refused_for_good_settles_its_range_and_raises(backend: MongoTestBackend) -> None:
+async def test_an_append_too_large_to_store_is_refused_before_a_position_is_taken(backend: MongoTestBackend) -> None:
+    store = await open_store(backend)
+    try:
+        huge = NewEvent(str(uuid.uuid4()), "ClientJoined", 1, {"blob": "x" * (17 * 1024 * 1024)}, {})
+        with pytest.raises(UnstorableEvent):
+            await store.append("s", [huge], expected_version=0)
+        await store.append("s", [ev(1)], expected_version=0)
+        assert [e.position for e in await store.read_all(0)] == [1] and await stored(backend) != []
+    finally:
+        await store.close()
+
+
+async def test_append_refused_for_good_settles_its_range_and_raises(
+    backend: MongoTestBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(envelope, "MAX_APPEND_BYTES", 2**40)  # let the server be the one to refuse
     store = await open_store(backend)
     reader = await open_store(backend, abandon_after_s=3600)  # would wait an hour on a hole
     try:

@@ -79,6 +79,7 @@ EVENT_FIELDS = [
     "position",
     "prev_hash",
     "schema_version",
+    "seal",
     "stream_id",
     "type",
     "version",
