@@ -8,11 +8,8 @@ derandomized) so the run takes about a minute; FLP_FUZZ_EXAMPLES raises it for a
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +27,8 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Err
 
-from flp.server import running_server
-from flp.settings import Settings
 from tests.auth.helpers import admin_headers
+from tests.live_server import LiveServer
 
 EXAMPLES = int(os.environ.get("FLP_FUZZ_EXAMPLES", "100"))
 # positive_data_acceptance is left out: some rules cannot be said in a schema (min_clients <= num_clients,
@@ -47,40 +43,6 @@ CHECKS: list[Any] = [
 ]
 EXTRA_CHECKS: list[Any] = []
 SKIP = ("/live/",)  # Server-Sent Events never end; covered by tests/api/test_live_sse.py
-
-
-class LiveServer:
-    def __init__(self, data_dir: Path) -> None:
-        self.settings = Settings(data_dir=data_dir, flower_mode="off", rate_limit_per_minute=0, api_port=0)
-        self.url = ""
-        self._started = threading.Event()
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="fuzz-server", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            async with running_server(self.settings) as srv:
-                self.url = srv.url
-                self._started.set()
-                await asyncio.to_thread(self._stop.wait)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        self._started.wait(120)
-        if self._error is not None or not self.url:
-            raise RuntimeError("the fuzz server did not start") from self._error
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
 
 
 @pytest.fixture(scope="module")
