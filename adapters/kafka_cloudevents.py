@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from domain.envelope import RecordedEvent
+from persistence.records import RecordedEvent
 
 SPEC_VERSION = "1.0"
 DEFAULT_SOURCE = "/flp"

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from flp.settings import Settings
+from config.settings import Settings
 
 DEFAULT_PARTITIONS = 6
 

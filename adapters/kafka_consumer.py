@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from adapters.kafka_cloudevents import decode_value, header_value
 from adapters.kafka_config import client_options
-from flp.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

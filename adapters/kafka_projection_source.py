@@ -24,8 +24,8 @@ from aiokafka.errors import KafkaError
 from adapters.kafka_assignor import SingleOwnerAssignor
 from adapters.kafka_cloudevents import decode_value, from_cloudevent
 from adapters.kafka_config import client_options
-from domain.envelope import RecordedEvent
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.records import RecordedEvent
 from projections.ports import ChangeListener, ReadModelStore
 from projections.projection import Projection
 from projections.registry import all_projections

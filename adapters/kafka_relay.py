@@ -34,9 +34,9 @@ from aiokafka.partitioner import murmur2
 from adapters.kafka_cloudevents import DEFAULT_SOURCE, message_headers, message_value
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
 from adapters.kafka_topic import ensure_topic
-from commands.ports import EventStore
-from domain.envelope import RecordedEvent
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.ports import EventStore
+from persistence.records import RecordedEvent
 from projections.ports import ReadModelStore
 
 log = logging.getLogger(__name__)

@@ -69,8 +69,11 @@ from adapters.mongo_client import (
     supports_change_streams,
     topology,
 )
-from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, EncodedEvent, NewEvent, RecordedEvent, Sealer, encode, link
+from persistence.chain import GENESIS_HASH, link
+from persistence.encoding import EncodedEvent, encode
+from persistence.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
+from persistence.records import NewEvent, RecordedEvent
+from persistence.seals import Sealer
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from domain.audit import SealRecord
+from persistence.seals import SealRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seals (

@@ -25,8 +25,11 @@ import orjson
 from adapters.clock import utc_timestamp
 from adapters.commit_signal import CommitSignal
 from adapters.sqlite_threads import SqliteThreads, connect
-from commands.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, ChainedEvent, NewEvent, RecordedEvent, Sealer, encode, link
+from persistence.chain import GENESIS_HASH, ChainedEvent, link
+from persistence.encoding import encode
+from persistence.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
+from persistence.records import NewEvent, RecordedEvent
+from persistence.seals import Sealer
 
 log = logging.getLogger(__name__)
 

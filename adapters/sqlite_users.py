@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from api.auth.ports import AlreadyExists, ApiKeyRecord, UserRecord
-from api.auth.principal import parse_roles
+from domain.roles import parse_roles
+from persistence.ports import AlreadyExists, ApiKeyRecord, UserRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

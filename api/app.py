@@ -34,7 +34,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(authorize)],  # every route: token, role rule, rate limit (api/auth/rules.py)
     )
-    app.state.container = container
+    app.state.platform = container
     install_error_handlers(app)
     install_hardening(app, container.settings)
     for router in (

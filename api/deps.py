@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the container and the caller's command context."""
+"""FastAPI dependencies: each part of the platform a route uses, and the caller's command context."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from api.ports import Platform
-from commands.handlers import CommandContext
+from api.auth.service import AuthService
+from api.ports import LiveFeed, Platform
+from audit.trail import AuditTrail
+from commands.handlers import CommandContext, CommandHandler
+from domain.client import ClientState
+from domain.commands import ClientCommand, JobCommand
+from domain.training_job import JobState
+from persistence.ports import ArtifactStore, EventStore
+from projections.ports import ReadModelStore
+from projections.runner import ProjectionRunner
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
-def get_container(request: Request) -> Platform:
-    container: Platform = request.app.state.container
-    return container
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
 
 
 def command_context(
@@ -33,7 +41,53 @@ def command_context(
     )
 
 
-ContainerDep = Annotated[Platform, Depends(get_container)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def _store(p: PlatformDep) -> EventStore:
+    return p.store
+
+
+def _read_models(p: PlatformDep) -> ReadModelStore:
+    return p.read_models
+
+
+def _jobs(p: PlatformDep) -> CommandHandler[JobCommand, JobState]:
+    return p.jobs
+
+
+def _clients(p: PlatformDep) -> CommandHandler[ClientCommand, ClientState]:
+    return p.clients
+
+
+def _projections(p: PlatformDep) -> ProjectionRunner:
+    return p.projections
+
+
+def _live(p: PlatformDep) -> LiveFeed:
+    return p.live
+
+
+def _audit(p: PlatformDep) -> AuditTrail:
+    return p.audit
+
+
+def _artifacts(p: PlatformDep) -> ArtifactStore:
+    return p.artifacts
+
+
+def get_auth(request: Request) -> AuthService:
+    return get_platform(request).auth
+
+
+StoreDep = Annotated[EventStore, Depends(_store)]
+ReadModelsDep = Annotated[ReadModelStore, Depends(_read_models)]
+JobsDep = Annotated[CommandHandler[JobCommand, JobState], Depends(_jobs)]
+ClientsDep = Annotated[CommandHandler[ClientCommand, ClientState], Depends(_clients)]
+ProjectionsDep = Annotated[ProjectionRunner, Depends(_projections)]
+LiveDep = Annotated[LiveFeed, Depends(_live)]
+AuditDep = Annotated[AuditTrail, Depends(_audit)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(_artifacts)]
 ContextDep = Annotated[CommandContext, Depends(command_context)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 IfMatch = Annotated[int | None, Header(alias="If-Match", ge=0, description="expected stream version")]

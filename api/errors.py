@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from commands.ports import ConcurrencyError, IdempotencyKeyReused
-from domain.envelope import UndecodableEvent, UnstorableEvent
 from domain.errors import DomainError, UnknownAggregate
+from persistence.encoding import UnstorableEvent
+from persistence.ports import ConcurrencyError, IdempotencyKeyReused
+from persistence.records import UndecodableEvent
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"

@@ -1,5 +1,5 @@
-"""What the HTTP API needs of the running platform. `flp.wiring.Container` provides it; the API
-depends on this description, not on the composition root that builds it."""
+"""What the HTTP API needs of the running platform, typed part by part. The composition root
+(`flp.wiring.Container`) provides it; each route depends on the parts it uses (api/deps.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from api.auth.service import AuthService
+from audit.trail import AuditTrail
 from commands.handlers import CommandHandler
-from commands.ports import EventStore
+from config.settings import Settings
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
 from domain.training_job import JobState
-from flp.settings import Settings
+from persistence.ports import ArtifactStore, EventStore
 from projections.ports import DocChange, ReadModelStore
 from projections.runner import ProjectionRunner
 
@@ -59,10 +61,16 @@ class Platform(Protocol):
     def live(self) -> LiveFeed: ...
 
     @property
-    def services(self) -> Sequence[Service]: ...
+    def auth(self) -> AuthService: ...
 
     @property
-    def extras(self) -> dict[str, Any]: ...
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+    @property
+    def services(self) -> Sequence[Service]: ...
 
     async def start(self) -> None: ...
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.envelope import RecordedEvent
 from domain.events import JobConfig
 from domain.values import EntityId, Key, Scalar, Text, Valued
+from persistence.records import RecordedEvent
 
 
 class StartJobRequest(JobConfig, Valued):

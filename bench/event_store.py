@@ -19,11 +19,11 @@ from typing import Any
 
 from adapters.mongo_client import drop_database, is_mongo_url, url_with_database
 from commands.handlers import TRAINING_JOB, fold
-from commands.ports import EventStore
-from domain.envelope import NewEvent
+from config.settings import Settings
 from domain.events import ClientUpdateReceived, JobConfig, JobCreated
-from flp.settings import Settings
 from flp.wiring import open_stores
+from persistence.ports import EventStore
+from persistence.records import NewEvent
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 

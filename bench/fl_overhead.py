@@ -24,11 +24,11 @@ import httpx
 
 from api.auth.principal import Role
 from api.auth.tokens import issue_token
+from config.settings import Settings
 from fl_runtime.app_dir import APP_DIR
 from fl_runtime.engine import CLI_CONNECTION, flower_env
 from fl_runtime.service import FlowerRuntime
 from flp.server import running_server
-from flp.settings import Settings
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -99,7 +99,8 @@ async def main() -> None:
             api_port=0,
         )
         async with running_server(settings) as server:
-            runtime: FlowerRuntime = server.container.extras["supervisor"]
+            runtime = server.container.runtime
+            assert runtime is not None
             await asyncio.wait_for(runtime.started.wait(), 120)
             assert runtime.supervisor is not None
             await runtime.supervisor.ready.wait()

@@ -30,9 +30,9 @@ from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from domain.envelope import NewEvent, RecordedEvent
+from config.settings import Settings
 from domain.events import ClientUpdateReceived, RoundCompleted
-from flp.settings import Settings
+from persistence.records import NewEvent, RecordedEvent
 
 META = {
     "actor": "bench",

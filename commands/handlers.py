@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from commands.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
 from domain import client, training_job
 from domain.commands import ClientCommand, JobCommand
-from domain.envelope import NewEvent, RecordedEvent
 from domain.errors import DomainError
 from domain.events import Event
+from persistence.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
+from persistence.records import NewEvent, RecordedEvent
 
 S = TypeVar("S")
 C = TypeVar("C")

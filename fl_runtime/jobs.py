@@ -7,10 +7,10 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 from commands.handlers import CommandContext, CommandHandler
-from commands.ports import EventStore
 from domain import events as e
 from domain.commands import JobCommand, StartJob
 from domain.training_job import JobState, stream_id
+from persistence.ports import EventStore
 
 RoundCallback = Callable[[e.RoundCompleted], Awaitable[None] | None]
 TerminalEvent = e.JobCompleted | e.JobFailed | e.JobCancelled

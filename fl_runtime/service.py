@@ -1,30 +1,39 @@
-"""The Flower runtime as a platform background service: engine + job supervisor.
-
-`add_flower_runtime(container)` registers it; the container starts it with the app and stops it
-(and every Flower process) on shutdown.
-"""
+"""The Flower runtime as a platform background service: engine + job supervisor. The
+composition root registers it; the platform starts it with the app and stops it (and every
+Flower process) on shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from commands.handlers import CommandHandler
+from config.settings import Settings
+from domain.commands import JobCommand
+from domain.training_job import JobState
 from fl_runtime.control import FlowerControl
 from fl_runtime.engine import EngineConfig, FlowerEngine
-from fl_runtime.supervisor import JobSupervisor, mark_lost_runs
-
-if TYPE_CHECKING:
-    from flp.wiring import Container
+from fl_runtime.supervisor import Checkpoints, JobSupervisor, mark_lost_runs
+from persistence.ports import EventStore
 
 
 class FlowerRuntime:
-    def __init__(self, container: Container, token_for: Callable[[str], str | None] | None = None) -> None:
-        settings = container.settings
+    def __init__(
+        self,
+        settings: Settings,
+        store: EventStore,
+        jobs: CommandHandler[JobCommand, JobState],
+        checkpoints: Checkpoints,
+        token_for: Callable[[str], str | None] | None = None,
+    ) -> None:
         if settings.flower_mode == "off":
             raise ValueError("the Flower runtime is off (FLP_FLOWER_MODE=off)")
-        self.container = container
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.checkpoints = checkpoints
         self.engine = FlowerEngine(
             EngineConfig(
                 mode=settings.flower_mode,
@@ -43,7 +52,7 @@ class FlowerRuntime:
 
     @property
     def public_url(self) -> str:
-        s = self.container.settings
+        s = self.settings
         return s.public_url or f"http://{s.api_host}:{s.api_port}"
 
     async def run(self) -> None:
@@ -56,13 +65,13 @@ class FlowerRuntime:
                 await mark_lost_runs(self.control, self.engine)
         while True:
             self.supervisor = JobSupervisor(
-                self.container.store,
-                self.container.jobs,
-                self.container.read_models,
+                self.store,
+                self.jobs,
+                self.checkpoints,
                 self.engine,
                 self.control,
                 self.public_url,
-                self.container.settings.flower_reply_timeout_s,
+                self.settings.flower_reply_timeout_s,
                 self.token_for,
             )
             self._supervisor_task = asyncio.create_task(self.supervisor.run(), name="flower-supervisor")
@@ -103,12 +112,3 @@ class FlowerRuntime:
             "processes": len(self.engine.processes),
             "tracked_jobs": len(self.supervisor.tracked) if self.supervisor else 0,
         }
-
-
-def add_flower_runtime(container: Container, token_for: Callable[[str], str | None] | None = None) -> FlowerRuntime:
-    from flp.wiring import BackgroundService
-
-    runtime = FlowerRuntime(container, token_for)
-    container.extras["supervisor"] = runtime
-    container.services.append(BackgroundService("flower-runtime", runtime.run, runtime.stop, runtime.info))
-    return runtime

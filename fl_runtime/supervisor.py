@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from commands.handlers import CommandContext, CommandHandler
-from commands.ports import EventStore
 from domain import commands as c
 from domain import events as e
 from domain.commands import JobCommand
-from domain.envelope import RecordedEvent, UndecodableEvent
 from domain.errors import DomainError
 from domain.training_job import JobState
 from fl_runtime.control import FlowerControl, RunInfo
 from fl_runtime.engine import FlowerEngine
 from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
+from persistence.ports import EventStore
+from persistence.records import RecordedEvent, UndecodableEvent
 
 log = logging.getLogger(__name__)
 

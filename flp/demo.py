@@ -15,11 +15,11 @@ import httpx
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.auth.client import credentials_hint
-from flp.api_client import auth_headers
-from flp.output import console, fmt_metrics, history_table, job_board_table
+from config.settings import Settings
+from flp.cli.api_client import auth_headers
+from flp.cli.output import console, fmt_metrics, history_table, job_board_table
+from flp.cli.sse_client import read_sse
 from flp.server import running_server
-from flp.settings import Settings
-from flp.sse_client import read_sse
 
 TERMINAL = {"completed", "failed", "cancelled"}
 DEMO_JOB: dict[str, Any] = {
@@ -89,7 +89,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
         console.print(f"[bold green]flp is up[/bold green] at {srv.url}  (API docs: {srv.url}/docs)")
         console.print(f"data dir: {settings.data_dir.resolve()}")
         console.print(credentials_hint(settings))
-        flower = "supervisor" in srv.container.extras
+        flower = srv.container.runtime is not None
         async with httpx.AsyncClient(base_url=srv.url, headers=auth_headers(settings), timeout=60.0) as http:
             body = {**DEMO_JOB, "runtime": "flower" if flower else "external"}
             created = (await http.post("/jobs", json=body)).raise_for_status().json()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from api.app import create_app
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container, build_container
 
 

@@ -1,4 +1,5 @@
-"""Builds the platform from settings: ports bound to adapters, services started and stopped."""
+"""The composition root: builds the platform from settings (ports bound to adapters) and owns
+its background services. The only module that knows every layer."""
 
 from __future__ import annotations
 
@@ -7,24 +8,31 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.artifacts_fs import FsArtifactStore
 from adapters.live_hub import LiveHub
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
+from adapters.sqlite_users import SqliteUserStore
+from api.auth.service import AuthService, open_auth
+from audit.seal_mirror import SealMirror
+from audit.trail import AuditTrail
 from commands.handlers import CLIENT, TRAINING_JOB, CommandHandler
-from commands.ports import EventStore
-from domain import audit
+from config.secrets import seal_key
+from config.settings import Settings
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
-from domain.envelope import Sealer
 from domain.training_job import JobState
-from flp.audit import SealMirror, open_seal_store, seal_key
-from flp.settings import Settings
+from persistence.ports import ArtifactStore, EventStore, SealStore
+from persistence.seals import Sealer, sealer
 from projections.ports import ReadModelStore
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
+
+if TYPE_CHECKING:
+    from adapters.kafka_relay import KafkaRelay
+    from fl_runtime.service import FlowerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,8 @@ class BackgroundService:
 
 @dataclass
 class Container:
+    """Every part of the running platform, by its port; the optional parts are None when off."""
+
     settings: Settings
     store: EventStore
     read_models: ReadModelStore
@@ -48,9 +58,13 @@ class Container:
     clients: CommandHandler[ClientCommand, ClientState]
     projections: ProjectionRunner
     live: LiveHub
-    services: list[BackgroundService] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)  # optional parts: artifacts, relay, supervisor
+    auth: AuthService
+    audit: AuditTrail
+    artifacts: ArtifactStore
     seal_mirror: SealMirror | None = None
+    runtime: FlowerRuntime | None = None
+    relay: KafkaRelay | None = None
+    services: list[BackgroundService] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # called by stop()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -115,7 +129,17 @@ async def open_stores(settings: Settings, sealer: Sealer | None = None) -> tuple
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
 
-async def open_artifacts(settings: Settings, container: Container) -> Any:
+async def open_seal_store(settings: Settings) -> SealStore | None:
+    """The seal store (None with FLP_AUDIT_SEAL=false): a copy of every event's seal kept apart
+    from the events, so that deleting the newest events (with their seals) shows."""
+    if not settings.audit_seal:
+        return None
+    from adapters.sqlite_audit_seals import SqliteSealStore
+
+    return await SqliteSealStore(settings.data_dir / "audit-seals.db", settings.sqlite_synchronous).open()
+
+
+async def open_artifacts(settings: Settings) -> tuple[ArtifactStore, Callable[[], Awaitable[None]] | None]:
     """Model artifacts: GridFS beside a MongoDB store, else a folder in the data dir."""
     url = settings.resolved_store_url()
     if url.startswith(("mongodb://", "mongodb+srv://")):
@@ -123,9 +147,8 @@ async def open_artifacts(settings: Settings, container: Container) -> Any:
         from adapters.mongo_client import MongoConnection
 
         artifacts = await MongoArtifactStore(MongoConnection.from_settings(settings)).open()
-        container.closers.append(artifacts.close)
-        return artifacts
-    return FsArtifactStore(settings.artifacts_dir)
+        return artifacts, artifacts.close
+    return FsArtifactStore(settings.artifacts_dir), None
 
 
 async def build_container(settings: Settings | None = None, *, with_runtime: bool = True) -> Container:
@@ -135,7 +158,10 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     seals = await open_seal_store(settings)
     key = seal_key(settings) if seals is not None else None
-    store, read_models = await open_stores(settings, audit.sealer(key) if key is not None else None)
+    store, read_models = await open_stores(settings, sealer(key) if key is not None else None)
+    artifacts, close_artifacts = await open_artifacts(settings)
+    users = await SqliteUserStore(settings.data_dir / "users.db").open()
+    auth = await open_auth(settings, users)
     live = LiveHub()
     runner = ProjectionRunner(read_models, all_projections(), [live.publish])
     container = Container(
@@ -146,16 +172,19 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         clients=CommandHandler(store, CLIENT),
         projections=runner,
         live=live,
+        auth=auth,
+        audit=AuditTrail(store, seals, key),
+        artifacts=artifacts,
     )
-    container.extras["artifacts"] = await open_artifacts(settings, container)
+    container.closers.append(auth.close)
+    if close_artifacts is not None:
+        container.closers.append(close_artifacts)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
-    container.extras["audit_seals"] = seals
     if seals is not None and key is not None:
         mirror = SealMirror(store, seals, key)
         container.seal_mirror = mirror
         container.closers.append(seals.close)
         container.services.append(BackgroundService("seal_mirror", mirror.run, info=mirror.info))
-    await _add_auth(container)
     if with_runtime:
         _add_runtime_services(container)
     return container
@@ -163,29 +192,23 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
 
 def _add_runtime_services(container: Container) -> None:
     """Optional services: the Flower job supervisor and the Kafka relay join here."""
-    if container.settings.flower_mode != "off":
+    settings = container.settings
+    if settings.flower_mode != "off":
         from api.auth.tokens import issue_runtime_token
-        from fl_runtime.service import add_flower_runtime
+        from fl_runtime.service import FlowerRuntime
 
-        add_flower_runtime(container, token_for=lambda job_id: issue_runtime_token(container.settings, job_id))
-    if container.settings.kafka_bootstrap_servers:
+        runtime = FlowerRuntime(
+            settings,
+            container.store,
+            container.jobs,
+            container.read_models,
+            token_for=lambda job_id: issue_runtime_token(settings, job_id),
+        )
+        container.runtime = runtime
+        container.services.append(BackgroundService("flower-runtime", runtime.run, runtime.stop, runtime.info))
+    if settings.kafka_bootstrap_servers:
         from adapters.kafka_relay import KafkaRelay
 
-        relay = KafkaRelay(container.store, container.read_models, container.settings)
-        container.extras["relay"] = relay  # health: relay.info()["lag"]; exact: await relay.lag()
+        relay = KafkaRelay(container.store, container.read_models, settings)
+        container.relay = relay  # health: relay.info()["lag"]; exact: await relay.lag()
         container.services.append(BackgroundService("kafka_relay", relay.run, stop=relay.stop, info=relay.info))
-
-
-async def _add_auth(container: Container) -> None:
-    """Users, API keys and the generated first admin credential (api/auth)."""
-    from adapters.sqlite_users import SqliteUserStore
-    from api.auth.service import open_auth
-
-    users = await SqliteUserStore(container.settings.data_dir / "users.db").open()
-    auth = await open_auth(container.settings, users)
-    container.extras["auth"] = auth
-
-    async def idle() -> None:
-        return None
-
-    container.services.append(BackgroundService("auth", idle, stop=auth.close))

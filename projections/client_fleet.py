@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain import events as e
-from domain.envelope import RecordedEvent
+from persistence.records import RecordedEvent
 from projections.ports import Doc
 
 _INTERESTING = (e.ClientRegistered, e.ClientLeft, e.ClientJoined, e.ClientUpdateReceived, e.ClientFailed)

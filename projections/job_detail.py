@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain import events as e
-from domain.envelope import RecordedEvent
+from persistence.records import RecordedEvent
 from projections.ports import Doc
 
 

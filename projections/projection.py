@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.envelope import RecordedEvent
 from domain.events import Event
+from persistence.records import RecordedEvent
 from projections.ports import Doc
 
 

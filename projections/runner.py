@@ -7,8 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from commands.ports import EventStore
-from domain.envelope import RecordedEvent, UndecodableEvent
+from persistence.ports import EventStore
+from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults

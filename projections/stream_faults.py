@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from domain.envelope import RecordedEvent
+from persistence.records import RecordedEvent
 from projections.ports import Doc
 
 NAME = "stream_faults"

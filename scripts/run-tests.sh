@@ -6,4 +6,5 @@ export OTEL_SDK_DISABLED=true FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+.venv/bin/lint-imports --no-cache
 .venv/bin/pytest "$@"

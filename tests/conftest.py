@@ -14,7 +14,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 from api.app import create_app  # noqa: E402
-from flp.settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from flp.wiring import Container, build_container  # noqa: E402
 from tests.auth.helpers import admin_headers  # noqa: E402
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
+from config.settings import Settings
 from flp.server import running_server
-from flp.settings import Settings
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from projections.stream_faults import NAME as FAULTS

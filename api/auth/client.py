@@ -7,7 +7,7 @@ import httpx
 from api.auth.principal import Role
 from api.auth.service import admin_credentials_file, read_admin_credentials
 from api.auth.tokens import issue_token, jwt_secret_file
-from flp.settings import Settings
+from config.settings import Settings
 
 
 def can_sign_locally(settings: Settings) -> bool:

@@ -15,17 +15,10 @@ from api.auth.principal import ANONYMOUS_ADMIN, Principal
 from api.auth.rules import Rule, rule_for
 from api.auth.service import AuthService
 from api.auth.tokens import InvalidToken
+from api.deps import get_auth
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flp"'}
 INVALID = {"WWW-Authenticate": 'Bearer realm="flp", error="invalid_token"'}
-
-
-async def get_auth(request: Request) -> AuthService:
-    """The container's auth service (flp.wiring builds it with the container)."""
-    auth: AuthService | None = request.app.state.container.extras.get("auth")
-    if auth is None:
-        raise RuntimeError("the container has no auth service: build it with flp.wiring.build_container")
-    return auth
 
 
 def route_rule(request: Request) -> Rule | None:
@@ -61,7 +54,7 @@ async def authorize(request: Request) -> None:
     rule = route_rule(request)
     if rule is None:
         raise HTTPException(403, "this route has no access rule; nobody may call it")
-    auth = await get_auth(request)
+    auth = get_auth(request)
     if rule.public:
         enforce_rate_limit(auth, f"ip:{client_address(request)}")
         return

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.rules import rule_for
-from flp.settings import Settings
+from config.settings import Settings
 
 LARGE_BODY_PREFIXES = ("/artifacts/",)  # model uploads: their own, larger limit
 LARGE_BODY_BYTES = 256 * 1024 * 1024 + 65536

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 
+from domain.roles import ALL_ROLES, Role, parse_roles
 
-class Role(StrEnum):
-    ADMIN = "admin"  # users and everything else
-    OPERATOR = "operator"  # start/cancel jobs, manage clients
-    AUDITOR = "auditor"  # full history, time travel, verification, exports
-    VIEWER = "viewer"  # dashboards and live streams
-    INTEGRATOR = "integrator"  # the event feed and schemas
-    RUNTIME = "runtime"  # the FL runtime, bound to one job
+__all__ = ["ALL_ROLES", "ANONYMOUS_ADMIN", "Principal", "PrincipalKind", "Role", "parse_roles"]
 
 
-ALL_ROLES: tuple[Role, ...] = tuple(Role)
 PrincipalKind = Literal["user", "service", "runtime"]
 
 
@@ -40,14 +33,3 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal("anonymous", frozenset(ALL_ROLES), kind="user")  # only when auth is disabled
-
-
-def parse_roles(values: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[Role]:
-    """Known roles only; raises ValueError naming an unknown one."""
-    out: set[Role] = set()
-    for v in values:
-        try:
-            out.add(Role(v))
-        except ValueError:
-            raise ValueError(f"unknown role {v!r}; known: {', '.join(ALL_ROLES)}") from None
-    return frozenset(out)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from api.auth.passwords import generate_password, hash_password, verify_password
-from api.auth.ports import ApiKeyRecord, UserRecord, UserStore
 from api.auth.principal import Principal, Role
 from api.auth.ratelimit import RateLimiter
 from api.auth.tokens import InvalidToken, SigningKeys, decode_token, issue_token, signing_keys
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.ports import ApiKeyRecord, UserRecord, UserStore
 
 ADMIN_USER = "admin"
 

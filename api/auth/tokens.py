@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 
 from api.auth.principal import Principal, PrincipalKind, Role, parse_roles
-from flp.secrets import load_or_create_secret
-from flp.settings import Settings
+from config.secrets import load_or_create_secret
+from config.settings import Settings
 
 RUNTIME_TOKEN_TTL_SECONDS = 24 * 3600
 

@@ -8,28 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from api.deps import ContainerDep
+from api.deps import ArtifactsDep, JobsDep
 from api.errors import NotFound
-from api.ports import Platform
-from fl_runtime.ports import ArtifactStore
+from domain.values import ID_PATTERN
 
 router = APIRouter(tags=["artifacts"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
-JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_length=128)]
+JobId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 OCTETS = "application/octet-stream"
 
 
-def artifact_store(container: Platform) -> ArtifactStore:
-    store: ArtifactStore | None = container.extras.get("artifacts")
-    if store is None:
-        raise NotFound("no artifact store is configured")
-    return store
-
-
 @router.put("/artifacts/{sha256}", status_code=201, summary="Upload an artifact; the body must hash to sha256")
-async def put_artifact(sha256: Sha256, request: Request, container: ContainerDep) -> Response:
-    store = artifact_store(container)
+async def put_artifact(sha256: Sha256, request: Request, store: ArtifactsDep) -> Response:
     body = await request.body()
     if len(body) > MAX_ARTIFACT_BYTES:
         return Response(status_code=413)
@@ -46,23 +37,23 @@ async def put_artifact(sha256: Sha256, request: Request, container: ContainerDep
 
 
 @router.get("/artifacts/{sha256}", summary="Download an artifact", response_class=Response)
-async def get_artifact(sha256: Sha256, container: ContainerDep) -> Response:
+async def get_artifact(sha256: Sha256, store: ArtifactsDep) -> Response:
     try:
-        data = await artifact_store(container).get(sha256)
+        data = await store.get(sha256)
     except KeyError:
         raise NotFound(f"artifact {sha256} not found") from None
     return Response(data, media_type=OCTETS, headers={"ETag": f'"{sha256}"'})
 
 
 @router.get("/jobs/{job_id}/model", summary="The job's final model (torch.save state dict)", response_class=Response)
-async def get_job_model(job_id: JobId, container: ContainerDep) -> Response:
-    _, state = await container.jobs.load(job_id)
+async def get_job_model(job_id: JobId, jobs: JobsDep, store: ArtifactsDep) -> Response:
+    _, state = await jobs.load(job_id)
     if not state.exists:
         raise NotFound(f"job {job_id} not found")
     if state.model_sha256 is None:
         raise NotFound(f"job {job_id} has no model yet")
     try:
-        data = await artifact_store(container).get(state.model_sha256)
+        data = await store.get(state.model_sha256)
     except KeyError:
         raise NotFound(f"artifact {state.model_sha256} of job {job_id} is missing") from None
     return Response(

@@ -8,13 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ContainerDep
+from api.deps import AuditDep, StoreDep
 from api.errors import NotFound
-from api.ports import Platform
 from api.routes.jobs import JobId
-from commands.ports import SealStore
 from domain.training_job import stream_id
-from flp import audit
+from persistence.ports import EventStore
 
 router = APIRouter(tags=["audit"])
 NDJSON = "application/x-ndjson"
@@ -25,7 +23,9 @@ class BreakOut(BaseModel):
     version: int
     position: int
     reason: str
-    code: str = Field(description="gap | order | version | link | content | unsealed | seal | moved | missing")
+    code: str = Field(
+        description="gap | order | version | link | content | undecodable | unsealed | seal | moved | missing"
+    )
 
 
 class VerifyOut(BaseModel):
@@ -67,13 +67,8 @@ class DiffOut(BaseModel):
     events: list[DiffEvent]
 
 
-def _seals(container: Platform) -> tuple[SealStore | None, bytes | None]:
-    seals: SealStore | None = container.extras.get("audit_seals")
-    return seals, audit.seal_key(container.settings) if seals is not None else None
-
-
-async def _require_job(container: Platform, job_id: str) -> None:
-    if await container.store.stream_version(stream_id(job_id)) == 0:
+async def _require_job(store: EventStore, job_id: str) -> None:
+    if await store.stream_version(stream_id(job_id)) == 0:
         raise NotFound(f"job {job_id} not found")
 
 
@@ -83,10 +78,9 @@ async def _require_job(container: Platform, job_id: str) -> None:
     summary="The job's self-contained audit bundle (NDJSON)",
     responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}, "description": "the bundle"}},
 )
-async def job_bundle(job_id: JobId, container: ContainerDep, request: Request) -> Response:
-    seals, key = _seals(container)
+async def job_bundle(job_id: JobId, trail: AuditDep, request: Request) -> Response:
     actor = getattr(getattr(request.state, "principal", None), "subject", "anonymous")
-    lines = await audit.export_bundle(container.store, seals, key, job_id, actor)
+    lines = await trail.bundle(job_id, actor)
     if lines is None:
         raise NotFound(f"job {job_id} not found")
     return Response(
@@ -97,29 +91,28 @@ async def job_bundle(job_id: JobId, container: ContainerDep, request: Request) -
 
 
 @router.get("/jobs/{job_id}/audit/verify", response_model=VerifyOut, summary="Verify the job's hash chain and seals")
-async def verify_job(job_id: JobId, container: ContainerDep) -> VerifyOut:
-    await _require_job(container, job_id)
-    seals, key = _seals(container)
-    report = await audit.verify_store(container.store, seals, key, job_id)
+async def verify_job(job_id: JobId, trail: AuditDep, store: StoreDep) -> VerifyOut:
+    await _require_job(store, job_id)
+    report = await trail.verify(job_id)
     return VerifyOut.model_validate(report.to_dict())
 
 
 @router.get("/audit/verify", response_model=VerifyOut, summary="Verify every stream's chain, the feed and the seals")
-async def verify_all(container: ContainerDep) -> VerifyOut:
-    seals, key = _seals(container)
-    report = await audit.verify_store(container.store, seals, key)
+async def verify_all(trail: AuditDep) -> VerifyOut:
+    report = await trail.verify()
     return VerifyOut.model_validate(report.to_dict())
 
 
 @router.get("/jobs/{job_id}/as-of", response_model=StateAsOf, summary="The job's state as of a moment (time travel)")
 async def job_as_of(
     job_id: JobId,
-    container: ContainerDep,
+    trail: AuditDep,
+    store: StoreDep,
     timestamp: Annotated[datetime, Query(description="ISO 8601; without a zone it is UTC")],
 ) -> StateAsOf:
     at = timestamp if timestamp.tzinfo is not None else timestamp.replace(tzinfo=UTC)
-    await _require_job(container, job_id)
-    version, state, recorded_at = await audit.state_as_of(container.store, job_id, at)
+    await _require_job(store, job_id)
+    version, state, recorded_at = await trail.state_as_of(job_id, at)
     if version == 0:
         raise NotFound(f"job {job_id} did not exist yet at {at.isoformat()}")
     return StateAsOf(stream_id=stream_id(job_id), version=version, recorded_at=recorded_at, state=state.to_dict())
@@ -128,9 +121,10 @@ async def job_as_of(
 @router.get("/jobs/{job_id}/diff", response_model=DiffOut, summary="What changed between two versions of the job")
 async def job_diff(
     job_id: JobId,
-    container: ContainerDep,
+    trail: AuditDep,
+    store: StoreDep,
     from_version: Annotated[int, Query(ge=0, le=2**53, description="0 = before the job existed")] = 0,
     to_version: Annotated[int | None, Query(ge=0, le=2**53, description="default: current")] = None,
 ) -> DiffOut:
-    await _require_job(container, job_id)
-    return DiffOut.model_validate(await audit.diff_versions(container.store, job_id, from_version, to_version))
+    await _require_job(store, job_id)
+    return DiffOut.model_validate(await trail.diff(job_id, from_version, to_version))

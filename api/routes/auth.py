@@ -12,15 +12,15 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from api.auth.guard import get_auth
 from api.auth.passwords import MIN_PASSWORD_LENGTH, generate_password, hash_password
-from api.auth.ports import AlreadyExists, UserRecord
 from api.auth.principal import Principal, Role
 from api.auth.service import AuthService
 from api.auth.tokens import RUNTIME_TOKEN_TTL_SECONDS, issue_runtime_token
-from api.deps import ContainerDep
+from api.deps import StoreDep, get_auth
 from api.errors import NotFound
 from domain.training_job import stream_id
+from domain.values import EntityId
+from persistence.ports import AlreadyExists, UserRecord
 
 router = APIRouter(tags=["auth"])
 AuthDep = Annotated[AuthService, Depends(get_auth)]
@@ -89,7 +89,7 @@ class ApiKeyOut(BaseModel):
 
 
 class RuntimeTokenRequest(BaseModel):
-    job_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    job_id: EntityId
     ttl_seconds: int = Field(default=RUNTIME_TOKEN_TTL_SECONDS, ge=60, le=30 * 24 * 3600)
 
 
@@ -188,8 +188,8 @@ async def me(request: Request) -> Me:
     summary="A token for one job's FL runtime",
     responses={404: {"description": "no such job"}},
 )
-async def runtime_token(body: RuntimeTokenRequest, container: ContainerDep, auth: AuthDep) -> TokenResponse:
-    if await container.store.stream_version(stream_id(body.job_id)) == 0:
+async def runtime_token(body: RuntimeTokenRequest, store: StoreDep, auth: AuthDep) -> TokenResponse:
+    if await store.stream_version(stream_id(body.job_id)) == 0:
         raise NotFound(f"job {body.job_id} not found")
     token = issue_runtime_token(auth.settings, body.job_id, ttl_seconds=body.ttl_seconds)
     return TokenResponse(access_token=token, expires_in=body.ttl_seconds)

@@ -6,50 +6,55 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ContainerDep, ContextDep, IdempotencyKey
+from api.deps import ClientsDep, ContextDep, IdempotencyKey, ProjectionsDep, ReadModelsDep
 from api.errors import NotFound
 from api.routes.jobs import accepted
 from api.schemas import CommandAccepted, Page
 from domain import commands as c
+from domain.values import ID_PATTERN
 
 router = APIRouter(prefix="/clients", tags=["clients"])
-ClientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_length=128)]
+ClientId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Register a client device")
 async def register_client(
-    body: c.RegisterClient, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    body: c.RegisterClient,
+    clients: ClientsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    result = await container.clients.execute(body.client_id, body, ctx, idempotency_key=key)
-    return await accepted(container, result)
+    result = await clients.execute(body.client_id, body, ctx, idempotency_key=key)
+    return await accepted(projections, result)
 
 
 @router.post("/{client_id}/leave", response_model=CommandAccepted, summary="A client leaves the fleet")
 async def leave_fleet(
     client_id: ClientId,
-    container: ContainerDep,
+    clients: ClientsDep,
+    projections: ProjectionsDep,
     ctx: ContextDep,
     body: c.LeaveFleet | None = None,
     key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    result = await container.clients.execute(client_id, body or c.LeaveFleet(), ctx, idempotency_key=key)
-    return await accepted(container, result)
+    result = await clients.execute(client_id, body or c.LeaveFleet(), ctx, idempotency_key=key)
+    return await accepted(projections, result)
 
 
 @router.get("", response_model=Page, summary="The client fleet")
 async def list_clients(
-    container: ContainerDep,
+    rm: ReadModelsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Page:
-    rm = container.read_models
     items = await rm.list_docs("client_fleet", limit, offset)
     return Page(items=items, total=await rm.count("client_fleet"), limit=limit, offset=offset)
 
 
 @router.get("/{client_id}", response_model=dict[str, Any], summary="One client")
-async def get_client(client_id: ClientId, container: ContainerDep) -> dict[str, Any]:
-    doc = await container.read_models.get("client_fleet", client_id)
+async def get_client(client_id: ClientId, rm: ReadModelsDep) -> dict[str, Any]:
+    doc = await rm.get("client_fleet", client_id)
     if doc is None:
         raise NotFound(f"client {client_id} not found")
     return doc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from api.deps import ContainerDep
+from api.deps import PlatformDep
 from api.ports import Platform
 from api.schemas import Health
 
@@ -32,12 +32,12 @@ async def health_report(container: Platform) -> Health:
 
 
 @router.get("/health", response_model=Health, summary="Liveness and lag")
-async def health(container: ContainerDep) -> Health:
+async def health(container: PlatformDep) -> Health:
     return await health_report(container)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-async def metrics(container: ContainerDep) -> str:
+async def metrics(container: PlatformDep) -> str:
     report = await health_report(container)
     lines = [
         "# TYPE flp_store_head_position gauge",

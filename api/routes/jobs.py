@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import ContainerDep, ContextDep, IdempotencyKey, IfMatch
+from api.deps import ContextDep, IdempotencyKey, IfMatch, JobsDep, ProjectionsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
-from api.ports import Platform
 from api.schemas import (
     CommandAccepted,
     EventOut,
@@ -21,21 +20,23 @@ from api.schemas import (
     StartJobRequest,
     StateAt,
 )
-from commands.handlers import CommandResult
+from commands.handlers import CommandContext, CommandHandler, CommandResult
 from domain import commands as c
 from domain.events import JobConfig
-from domain.training_job import stream_id
+from domain.training_job import JobState, stream_id
+from domain.values import ID_PATTERN
+from projections.runner import ProjectionRunner
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", max_length=128)]
+JobId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 
 
-async def accepted(container: Platform, result: CommandResult) -> CommandAccepted:
+async def accepted(projections: ProjectionRunner, result: CommandResult) -> CommandAccepted:
     """Answer once the projections show the command's effect (read-your-writes for callers)."""
     position = result.events[-1].position if result.events else None
     if position is not None:
         with contextlib.suppress(TimeoutError):  # the events are stored; dashboards will catch up
-            await container.projections.wait_for(position, timeout=5.0)
+            await projections.wait_for(position, timeout=5.0)
     return CommandAccepted(
         stream_id=result.stream_id,
         version=result.version,
@@ -45,83 +46,113 @@ async def accepted(container: Platform, result: CommandResult) -> CommandAccepte
     )
 
 
+Jobs = CommandHandler[c.JobCommand, JobState]
+
+
 async def execute(
-    container: Platform, job_id: str, command: c.JobCommand, ctx: Any, key: str | None, if_match: int | None
+    jobs: Jobs,
+    projections: ProjectionRunner,
+    job_id: str,
+    command: c.JobCommand,
+    ctx: CommandContext,
+    key: str | None,
+    if_match: int | None,
 ) -> CommandAccepted:
-    result = await container.jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
-    return await accepted(container, result)
+    result = await jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
+    return await accepted(projections, result)
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Start a training job")
 async def start_job(
-    body: StartJobRequest, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    body: StartJobRequest, jobs: JobsDep, projections: ProjectionsDep, ctx: ContextDep, key: IdempotencyKey = None
 ) -> CommandAccepted:
     job_id = body.job_id or uuid.uuid4().hex[:12]
     config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
-    return await execute(container, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None)
+    return await execute(jobs, projections, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None)
 
 
 @router.post("/{job_id}/cancel", response_model=CommandAccepted, summary="Cancel a job")
 async def cancel_job(
     job_id: JobId,
-    container: ContainerDep,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
     ctx: ContextDep,
     body: ReasonRequest | None = None,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> CommandAccepted:
     reason = body.reason if body else "cancelled by request"
-    return await execute(container, job_id, c.CancelJob(reason=reason), ctx, key, if_match)
+    return await execute(jobs, projections, job_id, c.CancelJob(reason=reason), ctx, key, if_match)
 
 
 @router.post("/{job_id}/clients", response_model=CommandAccepted, summary="A client joins the job")
 async def join_job(
-    job_id: JobId, body: JoinRequest, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    job_id: JobId,
+    body: JoinRequest,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    return await execute(container, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
+    return await execute(jobs, projections, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
 
 
 @router.post("/{job_id}/rounds", response_model=CommandAccepted, summary="Record a round's results")
 async def record_round(
     job_id: JobId,
     body: c.RecordRoundResult,
-    container: ContainerDep,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> CommandAccepted:
-    return await execute(container, job_id, body, ctx, key, if_match)
+    return await execute(jobs, projections, job_id, body, ctx, key, if_match)
 
 
 @router.post("/{job_id}/start", response_model=CommandAccepted, summary="Mark the job's FL run as started")
 async def mark_started(
-    job_id: JobId, body: c.MarkJobStarted, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    job_id: JobId,
+    body: c.MarkJobStarted,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    return await execute(container, job_id, body, ctx, key, None)
+    return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
 @router.post("/{job_id}/complete", response_model=CommandAccepted, summary="Complete the job")
 async def complete_job(
-    job_id: JobId, body: c.CompleteJob, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    job_id: JobId,
+    body: c.CompleteJob,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    return await execute(container, job_id, body, ctx, key, None)
+    return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
 @router.post("/{job_id}/fail", response_model=CommandAccepted, summary="Fail the job")
 async def fail_job(
-    job_id: JobId, body: c.FailJob, container: ContainerDep, ctx: ContextDep, key: IdempotencyKey = None
+    job_id: JobId,
+    body: c.FailJob,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    return await execute(container, job_id, body, ctx, key, None)
+    return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
 @router.get("", response_model=Page, summary="The job board")
 async def list_jobs(
-    container: ContainerDep,
+    rm: ReadModelsDep,
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Page:
-    rm = container.read_models
     if status is None:
         return Page(
             items=await rm.list_docs("job_board", limit, offset),
@@ -134,8 +165,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=dict[str, Any], summary="One job in detail")
-async def get_job(job_id: JobId, container: ContainerDep) -> dict[str, Any]:
-    doc = await container.read_models.get("job_detail", job_id)
+async def get_job(job_id: JobId, rm: ReadModelsDep) -> dict[str, Any]:
+    doc = await rm.get("job_detail", job_id)
     if doc is None:
         raise NotFound(f"job {job_id} not found")
     return doc
@@ -144,25 +175,25 @@ async def get_job(job_id: JobId, container: ContainerDep) -> dict[str, Any]:
 @router.get("/{job_id}/events", response_model=EventPage, summary="The job's full history")
 async def job_events(
     job_id: JobId,
-    container: ContainerDep,
+    store: StoreDep,
     from_version: Annotated[int, Query(ge=1, le=2**53)] = 1,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> EventPage:
-    events = await container.store.read_stream(stream_id(job_id), from_version, from_version + limit - 1)
+    events = await store.read_stream(stream_id(job_id), from_version, from_version + limit - 1)
     if not events and from_version == 1:
         raise NotFound(f"job {job_id} not found")
-    more = len(events) == limit and await container.store.stream_version(stream_id(job_id)) > events[-1].version
+    more = len(events) == limit and await store.stream_version(stream_id(job_id)) > events[-1].version
     return EventPage(items=[EventOut.of(e) for e in events], next=events[-1].version + 1 if more else None)
 
 
 @router.get("/{job_id}/state", response_model=StateAt, summary="The job's state as of a version")
 async def job_state(
     job_id: JobId,
-    container: ContainerDep,
+    jobs: JobsDep,
     response: Response,
     version: Annotated[int | None, Query(ge=1, le=2**53, description="default: current")] = None,
 ) -> StateAt:
-    at, state = await container.jobs.state_at(job_id, version)
+    at, state = await jobs.state_at(job_id, version)
     if at == 0:
         raise NotFound(f"job {job_id} not found")
     response.headers["ETag"] = str(at)

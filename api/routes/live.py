@@ -11,11 +11,11 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import ContainerDep
+from api.deps import LiveDep, ReadModelsDep
 from api.errors import NotFound
-from api.ports import Platform
+from api.ports import LiveFeed
 from api.routes.jobs import JobId
-from projections.ports import DocChange
+from projections.ports import DocChange, ReadModelStore
 
 router = APIRouter(prefix="/live", tags=["live"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
@@ -38,12 +38,12 @@ def _resume_from(header: str | None, query: int | None) -> int:
 
 
 async def _stream(
-    request: Request, container: Platform, projection: str, key: str | None, after: int
+    request: Request, live: LiveFeed, read_models: ReadModelStore, projection: str, key: str | None, after: int
 ) -> AsyncIterator[ServerSentEvent]:
-    queue = container.live.subscribe()
+    queue = live.subscribe()
     try:
         sent = after
-        for missed in await container.read_models.changed_after(projection, after, key):
+        for missed in await read_models.changed_after(projection, after, key):
             yield _message(missed)
             sent = max(sent, missed.position)
         while not await request.is_disconnected():
@@ -60,29 +60,31 @@ async def _stream(
             yield _message(change)
             sent = change.position
     finally:
-        container.live.unsubscribe(queue)
+        live.unsubscribe(queue)
 
 
 @router.get("/jobs", summary="Job board changes as they happen (SSE)")
 async def live_jobs(
     request: Request,
-    container: ContainerDep,
+    live: LiveDep,
+    rm: ReadModelsDep,
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(request, container, "job_board", None, start), ping=10)
+    return EventSourceResponse(_stream(request, live, rm, "job_board", None, start), ping=10)
 
 
 @router.get("/jobs/{job_id}", summary="One job's detail changes as they happen (SSE)")
 async def live_job(
     job_id: JobId,
     request: Request,
-    container: ContainerDep,
+    live: LiveDep,
+    rm: ReadModelsDep,
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    if await container.read_models.get("job_detail", job_id) is None:
+    if await rm.get("job_detail", job_id) is None:
         raise NotFound(f"job {job_id} not found")
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(request, container, "job_detail", job_id, start), ping=10)
+    return EventSourceResponse(_stream(request, live, rm, "job_detail", job_id, start), ping=10)

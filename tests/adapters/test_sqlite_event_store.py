@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from adapters.sqlite_event_store import SqliteEventStore
-from commands.ports import ConcurrencyError
-from domain.envelope import NewEvent
+from persistence.ports import ConcurrencyError
+from persistence.records import NewEvent
 
 
 def ev() -> NewEvent:

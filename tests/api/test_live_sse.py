@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from config.settings import Settings
+from flp.cli.sse_client import SseMessage, read_sse
 from flp.server import running_server
-from flp.settings import Settings
-from flp.sse_client import SseMessage, read_sse
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 

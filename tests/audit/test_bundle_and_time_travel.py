@@ -15,12 +15,13 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from api.auth.principal import Role
-from domain.audit import diff_states, parse_timestamp, verify_bundle
-from domain.envelope import canonical_json
-from flp.audit import seal_key_file
+from audit.bundles import verify_bundle
+from audit.time_travel import diff_states, parse_timestamp
+from config.secrets import seal_key_file
+from config.settings import Settings
 from flp.cli import app as cli
-from flp.settings import Settings
 from flp.wiring import Container
+from persistence.encoding import canonical_json
 from tests.auth.helpers import role_headers
 from tests.conftest import job_body, round_body
 
@@ -97,7 +98,8 @@ async def test_a_recomputed_bundle_fails_only_with_the_seal_key(api: httpx.Async
     the seals (HMAC under the platform's key) can."""
     await run_job(api)
     docs = [json.loads(x) for x in await bundle(api, settings)]
-    from domain.envelope import RecordedEvent, expected_hash
+    from persistence.chain import expected_hash
+    from persistence.records import RecordedEvent
 
     prev = "0" * 64
     for d in docs[1:-3]:

@@ -7,7 +7,8 @@ import asyncio
 
 import httpx
 
-from flp.audit import seal_key, verify_store
+from audit.verify import verify_store
+from config.secrets import seal_key
 from flp.wiring import Container
 from tests.conftest import job_body
 
@@ -16,7 +17,7 @@ async def test_verify_during_appends_sees_no_false_break(api: httpx.AsyncClient,
     async def start(i: int) -> int:
         return (await api.post("/jobs", json=job_body(job_id=f"c{i}"))).status_code
 
-    seals = container.extras["audit_seals"]
+    seals = container.audit.seals
     key = seal_key(container.settings)
     writers = [asyncio.create_task(start(i)) for i in range(40)]
     reports = []

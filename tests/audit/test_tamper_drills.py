@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from adapters.sqlite_event_store import SqliteEventStore
 from api.app import create_app
-from domain.envelope import canonical_json, chain_hash
-from flp.audit import verify_store
+from audit.verify import verify_store
+from config.settings import Settings
 from flp.cli import app as cli
-from flp.settings import Settings
 from flp.wiring import build_container
+from persistence.chain import chain_hash
+from persistence.encoding import canonical_json
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 

@@ -9,9 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.audit import VerifyReport, seal_record
-from domain.audit import verify_events as verify_all
-from domain.envelope import GENESIS_HASH, RecordedEvent, chain_hash
+from audit.verify import VerifyReport
+from audit.verify import verify_events as verify_all
+from persistence.chain import GENESIS_HASH, chain_hash
+from persistence.records import RecordedEvent
+from persistence.seals import seal_record
 
 KEY = b"k" * 32
 

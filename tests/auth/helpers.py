@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.auth.principal import Role
 from api.auth.service import ADMIN_USER
 from api.auth.tokens import issue_runtime_token, issue_token
-from flp.settings import Settings
+from config.settings import Settings
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from api.app import create_app
 from api.auth.principal import Role
 from api.auth.rules import RULES, rule_for
 from api.auth.tokens import issue_runtime_token, issue_token
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container
 from tests.auth.helpers import admin_headers, bearer, role_headers
 from tests.conftest import job_body

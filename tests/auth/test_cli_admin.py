@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from api.auth.principal import Role
 from api.auth.tokens import decode_token
+from config.settings import Settings
 from flp.cli import app as cli
-from flp.settings import Settings
 
 
 def flp(data_dir: Path, *args: str, token: str | None = None, stdin: str | None = None) -> tuple[int, str]:

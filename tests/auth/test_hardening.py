@@ -10,7 +10,7 @@ from api.app import create_app
 from api.auth.principal import Role
 from api.auth.ratelimit import RateLimiter
 from api.auth.service import AuthService
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container, build_container
 from tests.auth.helpers import admin_headers, role_headers
 from tests.conftest import job_body
@@ -44,7 +44,7 @@ async def test_rate_limit_is_per_principal_with_retry_after(
     api: httpx.AsyncClient, container: Container, settings: Settings
 ) -> None:
     clock = FakeClock()
-    auth: AuthService = container.extras["auth"]
+    auth: AuthService = container.auth
     auth.limiter = RateLimiter(3, clock=clock)  # 3 per minute: one every 20 s
     viewer = role_headers(settings, Role.VIEWER, subject="svc:dash")
     for _ in range(3):
@@ -61,7 +61,7 @@ async def test_rate_limit_is_per_principal_with_retry_after(
 
 
 async def test_login_attempts_are_rate_limited_by_address(api: httpx.AsyncClient, container: Container) -> None:
-    container.extras["auth"].limiter = RateLimiter(2, clock=FakeClock())
+    container.auth.limiter = RateLimiter(2, clock=FakeClock())
     form = {"grant_type": "password", "username": "admin", "password": "guess"}
     statuses = [(await api.post("/auth/token", data=form)).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]

@@ -16,7 +16,7 @@ from api.app import create_app
 from api.auth.principal import Role
 from api.auth.service import admin_credentials_file
 from api.auth.tokens import InvalidToken, decode_token, issue_runtime_token, issue_token
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container, build_container
 from tests.auth.helpers import admin_headers, bearer, role_headers
 from tests.conftest import job_body, round_body

@@ -11,7 +11,7 @@ from adapters.mongo_event_store import MongoEventStore
 from adapters.mongo_read_models import MongoReadModelStore
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from commands.ports import EventStore
+from persistence.ports import EventStore
 from projections.ports import ReadModelStore
 from tests.mongo.standin import MongoTestBackend
 

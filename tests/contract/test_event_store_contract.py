@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from commands.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
-from domain.envelope import GENESIS_HASH, NewEvent, expected_hash
+from persistence.chain import GENESIS_HASH, expected_hash
+from persistence.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
+from persistence.records import NewEvent
 from tests.contract.conftest import StoreFactory
 
 

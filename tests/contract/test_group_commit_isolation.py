@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from adapters.sqlite_event_store import SqliteEventStore
-from commands.ports import EventStore
-from domain.envelope import NewEvent, UnstorableEvent
+from persistence.encoding import UnstorableEvent
+from persistence.ports import EventStore
+from persistence.records import NewEvent
 from tests.contract.conftest import StoreFactory
 
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from config.settings import Settings
 from fl_runtime.service import FlowerRuntime
 from flp.server import RunningServer, free_port, running_server
-from flp.settings import Settings
 from tests.auth.helpers import admin_headers
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -29,7 +29,8 @@ class Platform:
 
     @property
     def runtime(self) -> FlowerRuntime:
-        runtime: FlowerRuntime = self.server.container.extras["supervisor"]
+        runtime = self.server.container.runtime
+        assert runtime is not None
         return runtime
 
     async def start_job(self, **config: Any) -> str:

@@ -15,10 +15,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from adapters.kafka_cloudevents import decode_value
+from adapters.kafka_schemas import iter_schema_files
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from commands.handlers import CLIENT, TRAINING_JOB, CommandContext, CommandHandler
+from config.settings import Settings
 from domain.commands import (
     CancelJob,
     ClientResult,
@@ -29,8 +31,6 @@ from domain.commands import (
     StartJob,
 )
 from domain.events import JobConfig
-from flp.schemas import iter_schema_files
-from flp.settings import Settings
 
 TOPIC = "flp.events"
 PARTITIONS = 3  # fewer than tansu's auto-created 4, see test_outages

@@ -24,8 +24,8 @@ from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from flp.cli_kafka import consume, schema_app
-from flp.settings import Settings
+from config.settings import Settings
+from flp.cli.kafka import consume, schema_app
 from projections.registry import PROJECTION_NAMES, all_projections
 from projections.runner import ProjectionRunner
 from tests.kafka.conftest import PARTITIONS, TOPIC, schema_validators, script_job

@@ -14,7 +14,8 @@ from adapters.kafka_cloudevents import (
     parse_cloudevent_type,
     to_cloudevent,
 )
-from domain.envelope import GENESIS_HASH, RecordedEvent
+from persistence.chain import GENESIS_HASH
+from persistence.records import RecordedEvent
 
 CE_CONTEXT = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
 

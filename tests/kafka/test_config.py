@@ -8,7 +8,7 @@ import pytest
 
 from adapters.kafka_config import client_options
 from adapters.kafka_relay import RelayConfig
-from flp.settings import Settings
+from config.settings import Settings
 
 
 def test_plaintext() -> None:

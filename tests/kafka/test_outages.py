@@ -17,8 +17,8 @@ from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from domain.envelope import NewEvent, RecordedEvent
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.records import NewEvent, RecordedEvent
 from tests.kafka.conftest import PARTITIONS, Message, positions_cover, read_topic
 
 STREAMS = 17

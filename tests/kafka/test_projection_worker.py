@@ -12,7 +12,7 @@ from adapters.kafka_projection_source import KafkaProjectionWorker
 from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from flp.settings import Settings
+from config.settings import Settings
 from projections.registry import PROJECTION_NAMES, all_projections
 from projections.runner import ProjectionRunner
 from tests.kafka.conftest import PARTITIONS, script_job

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from adapters.kafka_cloudevents import from_cloudevent
 from adapters.kafka_relay import KafkaRelay, RelayConfig
+from adapters.kafka_schemas import export_schemas
 from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from domain.envelope import expected_hash
-from flp.schemas import export_schemas
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.chain import expected_hash
 from tests.kafka.conftest import PARTITIONS, positions_cover, read_topic, schema_validators, script_job
 
 

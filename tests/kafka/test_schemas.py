@@ -12,9 +12,15 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from adapters.kafka_cloudevents import to_cloudevent
+from adapters.kafka_schemas import (
+    all_event_schemas,
+    asyncapi_document,
+    event_models,
+    export_schemas,
+    versioning_problems,
+)
 from adapters.sqlite_event_store import SqliteEventStore
 from domain.events import EVENT_TYPES
-from flp.schemas import all_event_schemas, asyncapi_document, event_models, export_schemas, versioning_problems
 from tests.kafka.conftest import format_checker, script_job
 
 PUBLISHED = Path(__file__).parent / "published_schemas" / "events"

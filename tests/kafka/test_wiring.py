@@ -7,9 +7,9 @@ from pathlib import Path
 from adapters.kafka_relay import KafkaRelay
 from adapters.kafka_tansu import TansuBroker
 from api.routes.health import health_report
+from config.settings import Settings
 from domain.commands import StartJob
 from domain.events import JobConfig
-from flp.settings import Settings
 from flp.wiring import build_container
 from tests.kafka.conftest import positions_cover, read_topic
 
@@ -21,7 +21,7 @@ async def test_container_runs_relay_and_reports_lag(broker: TansuBroker, tmp_pat
     container = await build_container(settings)
     await container.start()
     try:
-        relay = container.extras["relay"]
+        relay = container.relay
         assert isinstance(relay, KafkaRelay)
         config = JobConfig(name="wired", rounds=2, min_clients=1, num_clients=1, runtime="external")
         await container.jobs.execute("w1", StartJob(job_id="w1", config=config))

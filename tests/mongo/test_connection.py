@@ -12,8 +12,8 @@ from pymongo.write_concern import WriteConcern
 
 from adapters.mongo_client import MongoConnection, database_name, is_mongo_url, parse_write_concern
 from adapters.mongo_event_store import MongoEventStore
-from domain.envelope import NewEvent, RecordedEvent
-from flp.settings import Settings
+from config.settings import Settings
+from persistence.records import NewEvent, RecordedEvent
 from tests.mongo.standin import MongoTestBackend, Recorder, RecordingDatabase
 
 

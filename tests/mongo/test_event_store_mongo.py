@@ -12,9 +12,11 @@ from pymongo import ReturnDocument
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from adapters.mongo_event_store import COMMITS, COUNTERS, POSITION_COUNTER, MongoEventStore
-from commands.ports import ConcurrencyError
-from domain import envelope
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, UnstorableEvent, expected_hash
+from persistence import encoding
+from persistence.chain import GENESIS_HASH, expected_hash
+from persistence.encoding import UnstorableEvent
+from persistence.ports import ConcurrencyError
+from persistence.records import NewEvent, RecordedEvent
 from tests.mongo.standin import MongoTestBackend, Recorder
 
 
@@ -349,7 +351,7 @@ async def test_an_append_too_large_to_store_is_refused_before_a_position_is_take
 async def test_append_refused_for_good_settles_its_range_and_raises(
     backend: MongoTestBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(envelope, "MAX_APPEND_BYTES", 2**40)  # let the server be the one to refuse
+    monkeypatch.setattr(encoding, "MAX_APPEND_BYTES", 2**40)  # let the server be the one to refuse
     store = await open_store(backend)
     reader = await open_store(backend, abandon_after_s=3600)  # would wait an hour on a hole
     try:

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.mongo_event_store import COMMITS, MongoEventStore
-from domain.envelope import GENESIS_HASH, NewEvent, RecordedEvent, expected_hash
+from persistence.chain import GENESIS_HASH, expected_hash
+from persistence.records import NewEvent, RecordedEvent
 from tests.mongo.standin import MongoTestBackend, Recorder
 
 Writer = tuple[str, int, str, int]  # fate, events, stream, scheduling delay

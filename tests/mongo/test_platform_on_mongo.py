@@ -12,7 +12,7 @@ import pytest
 
 from adapters.mongo_client import MongoConnection
 from api.app import create_app
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container, build_container
 from projections.registry import PROJECTION_NAMES
 from tests.auth.helpers import admin_headers

@@ -12,8 +12,8 @@ import pytest
 
 from adapters.mongo_event_store import MongoEventStore
 from adapters.mongo_read_models import CHECKPOINTS, MongoReadModelStore
-from domain.envelope import NewEvent, RecordedEvent
 from domain.events import Event
+from persistence.records import NewEvent, RecordedEvent
 from projections.ports import Doc
 from projections.runner import ProjectionRunner
 from tests.mongo.standin import MongoTestBackend, Recorder

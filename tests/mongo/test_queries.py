@@ -18,8 +18,8 @@ from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from adapters.mongo_artifact_store import MongoArtifactStore
 from adapters.mongo_event_store import MongoEventStore
 from adapters.mongo_read_models import ORPHAN_AGE, MongoReadModelStore
-from commands.ports import ConcurrencyError
-from domain.envelope import NewEvent
+from persistence.ports import ConcurrencyError
+from persistence.records import NewEvent
 from tests.mongo.standin import MongoTestBackend, Recorder
 
 AFTER = ReturnDocument.AFTER

@@ -10,9 +10,9 @@ import pytest
 from adapters.mongo_client import MongoConnection, url_with_database
 from adapters.mongo_event_store import MongoEventStore
 from adapters.mongo_read_models import MongoReadModelStore
-from domain.envelope import NewEvent
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import open_stores
+from persistence.records import NewEvent
 from tests.mongo.standin import MongoTestBackend
 
 

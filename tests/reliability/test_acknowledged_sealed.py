@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from api.app import create_app
-from domain.audit import seal_of
-from domain.envelope import RecordedEvent
-from flp.audit import seal_key, verify_store
-from flp.settings import Settings
+from audit.verify import verify_store
+from config.secrets import seal_key
+from config.settings import Settings
 from flp.wiring import build_container
+from persistence.records import RecordedEvent
+from persistence.seals import seal_of
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 
@@ -72,7 +73,7 @@ async def test_a_lost_seal_copy_is_made_at_the_next_start_and_replays_return_the
     await second.start()  # no operator step
     try:
         assert set(mirrored(settings.data_dir)) == {1}
-        report = await verify_store(second.store, second.extras["audit_seals"], seal_key(settings))
+        report = await verify_store(second.store, second.audit.seals, seal_key(settings))
         assert report.ok and report.sealed_checked, report.first_break
         app = create_app(second, manage_lifespan=False)
         transport = httpx.ASGITransport(app=app)

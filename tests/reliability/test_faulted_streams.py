@@ -14,10 +14,10 @@ import httpx
 from typer.testing import CliRunner
 
 from api.app import create_app
-from domain.envelope import NewEvent
+from config.settings import Settings
 from flp.cli import app as cli
-from flp.settings import Settings
 from flp.wiring import Container, build_container
+from persistence.records import NewEvent
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 

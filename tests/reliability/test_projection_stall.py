@@ -11,8 +11,8 @@ import pytest
 
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from domain.envelope import NewEvent
 from domain.events import JobConfig, JobCreated
+from persistence.records import NewEvent
 from projections.ports import Doc
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionStalled

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import Container, build_container
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body

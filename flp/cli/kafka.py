@@ -19,7 +19,7 @@ import orjson
 import typer
 from aiokafka.errors import KafkaError
 
-from flp.settings import Settings
+from config.settings import Settings
 
 schema_app = typer.Typer(help="Published schemas for integrators.", no_args_is_help=True)
 
@@ -132,7 +132,7 @@ def schema_export(
     topic: Annotated[str | None, typer.Option(help="topic named in the AsyncAPI document")] = None,
 ) -> None:
     """Write a JSON Schema per event type and version (events/*.json) and asyncapi.json."""
-    from flp.schemas import export_schemas
+    from adapters.kafka_schemas import export_schemas
 
     written = export_schemas(directory, topic or _settings(need_kafka=False).kafka_topic)
     for path in written:

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from flp.api_client import ApiError, FlpClient
-from flp.cli_support import JsonOpt
-from flp.cli_support import load_settings as _settings
-from flp.cli_support import with_client as _with_client
-from flp.output import console, err_console, print_json
-from flp.settings import Settings
+from config.settings import Settings
+from flp.cli.api_client import ApiError, FlpClient
+from flp.cli.output import console, err_console, print_json
+from flp.cli.support import JsonOpt
+from flp.cli.support import load_settings as _settings
+from flp.cli.support import with_client as _with_client
 
 users_app = typer.Typer(help="People who may use flp, and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
@@ -196,7 +196,7 @@ def audit_verify_bundle(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle offline (no platform needed). Exit 1 when it does not verify."""
-    from domain.audit import verify_bundle
+    from audit.bundles import verify_bundle
 
     try:
         lines = file.read_text().splitlines()
@@ -232,13 +232,14 @@ def audit_adopt_unsealed(
         raise typer.Exit(2)
 
     async def adopt() -> int:
-        from flp.audit import adopt_unsealed, seal_key
+        from audit.seal_mirror import adopt_unsealed
+        from config.secrets import seal_key
         from flp.wiring import build_container
 
         s = _settings()
         container = await build_container(s, with_runtime=False)
         try:
-            seals = container.extras.get("audit_seals")
+            seals = container.audit.seals
             if seals is None:
                 raise ValueError("sealing is off (FLP_AUDIT_SEAL=false)")
             return await adopt_unsealed(container.store, seals, seal_key(s))

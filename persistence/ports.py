@@ -1,6 +1,6 @@
-"""The EventStore port: what the write side, projections, relay and runtime need of a store.
-
-Adapters (SQLite, MongoDB) implement it; the contract tests in tests/contract check them all.
+"""The storage ports: the event store (what the write side, projections, relay and runtime need),
+the seal store, model artifacts, and users/API keys. Adapters (SQLite, MongoDB, files, GridFS)
+implement them; the contract tests in tests/contract check every event store adapter.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain.audit import SealRecord
-from domain.envelope import NewEvent, RecordedEvent
+from domain.roles import Role
+from persistence.records import NewEvent, RecordedEvent
+from persistence.seals import SealRecord
 
 ANY_VERSION: int | None = None
 NO_STREAM = 0
@@ -84,5 +85,73 @@ class SealStore(Protocol):
     async def for_stream(self, stream_id: str) -> list[SealRecord]: ...
 
     async def head(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed blobs: the key of some bytes is their sha256 (lowercase hex)."""
+
+    async def put(self, data: bytes) -> str:
+        """Store the bytes (idempotent) and return their sha256."""
+        ...
+
+    async def get(self, sha256: str) -> bytes:
+        """The bytes stored under `sha256`; KeyError if absent."""
+        ...
+
+    async def exists(self, sha256: str) -> bool: ...
+
+
+# --- users and API keys ----------------------------------------------------------------------
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    password_hash: str
+    roles: frozenset[Role]
+    created_at: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A service credential: `client_id` + a secret (stored as sha256; secrets are random, 256 bits)."""
+
+    client_id: str
+    secret_sha256: str
+    name: str
+    roles: frozenset[Role]
+    created_at: str
+    revoked: bool = False
+
+
+class UserStore(Protocol):
+    async def get_user(self, name: str) -> UserRecord | None: ...
+
+    async def add_user(self, user: UserRecord) -> None:
+        """Raises AlreadyExists when the name is taken."""
+        ...
+
+    async def list_users(self) -> list[UserRecord]: ...
+
+    async def update_user(self, user: UserRecord) -> bool:
+        """Replace an existing user's hash/roles/disabled flag; False when there is no such user."""
+        ...
+
+    async def delete_user(self, name: str) -> bool: ...
+
+    async def add_api_key(self, key: ApiKeyRecord) -> None: ...
+
+    async def get_api_key(self, client_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke_api_key(self, client_id: str) -> bool: ...
 
     async def close(self) -> None: ...

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from config.settings import Settings
+
 
 def write_private(path: Path, content: bytes) -> bool:
     """Create `path` with mode 0600 and write `content`; False (and nothing written) if it exists."""
@@ -33,3 +35,13 @@ def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
     if len(value) < 32:
         raise ValueError(f"secret in {path} is too short (need at least 32 characters)")
     return value
+
+
+def seal_key_file(settings: Settings) -> Path:
+    return settings.audit_seal_key_file or settings.data_dir / "secrets" / "audit-seal.key"
+
+
+def seal_key(settings: Settings) -> bytes:
+    """The HMAC key for seals; generated (mode 0600) on first use. Keep it off the store's host in
+    production (FLP_AUDIT_SEAL_KEY_FILE on a separate volume or secret mount)."""
+    return load_or_create_secret(seal_key_file(settings))

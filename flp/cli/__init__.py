@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from flp.api_client import FlpClient
-from flp.cli_admin import register as register_admin_commands
-from flp.cli_kafka import register as register_kafka_commands
-from flp.cli_support import JsonOpt, run, with_client
-from flp.cli_support import load_settings as settings
-from flp.output import console, err_console, history_table, job_board_table, print_json
+from flp.cli.admin import register as register_admin_commands
+from flp.cli.api_client import FlpClient
+from flp.cli.kafka import register as register_kafka_commands
+from flp.cli.output import console, err_console, history_table, job_board_table, print_json
+from flp.cli.support import JsonOpt, run, with_client
+from flp.cli.support import load_settings as settings
 
 app = typer.Typer(help="flp: event-sourced federated learning on Flower.", no_args_is_help=True)
 job_app = typer.Typer(help="Start, cancel and inspect training jobs.", no_args_is_help=True)

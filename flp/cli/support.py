@@ -8,9 +8,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from flp.api_client import ApiError, FlpClient, Unreachable, connect
-from flp.output import err_console
-from flp.settings import Settings
+from config.settings import Settings
+from flp.cli.api_client import ApiError, FlpClient, Unreachable, connect
+from flp.cli.output import err_console
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from api.app import create_app
-from flp.settings import Settings
+from config.settings import Settings
 from flp.wiring import build_container
 
 

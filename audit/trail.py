@@ -1,0 +1,31 @@
+"""What auditors work with: the log, its seal store and the key that checks the seals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from audit import bundles, time_travel
+from audit.verify import VerifyReport, verify_store
+from domain.training_job import JobState
+from persistence.ports import EventStore, SealStore
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    store: EventStore
+    seals: SealStore | None = None
+    key: bytes | None = None  # the seal key (kept outside every store); None: sealing is off
+
+    async def verify(self, job_id: str | None = None) -> VerifyReport:
+        return await verify_store(self.store, self.seals, self.key, job_id)
+
+    async def bundle(self, job_id: str, exported_by: str) -> list[str] | None:
+        return await bundles.export_bundle(self.store, self.seals, self.key, job_id, exported_by)
+
+    async def state_as_of(self, job_id: str, at: datetime) -> tuple[int, JobState, str | None]:
+        return await time_travel.state_as_of(self.store, job_id, at)
+
+    async def diff(self, job_id: str, from_version: int, to_version: int | None) -> dict[str, Any]:
+        return await time_travel.diff_versions(self.store, job_id, from_version, to_version)
