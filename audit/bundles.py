@@ -65,8 +65,9 @@ def bundle_lines(
             }
         )
     )
-    state = job_state(events)
-    lines.append(canonical_json({"kind": "state", "version": state.version, "state": _json(state.to_dict())}))
+    version = events[-1].version if events else 0
+    state = job_state(events).to_dict(version)
+    lines.append(canonical_json({"kind": "state", "version": version, "state": _json(state)}))
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     tail: dict[str, Any] = {"kind": "digest", "sha256": digest}
     if seal_key is not None:
@@ -165,7 +166,7 @@ def verify_bundle(lines: Sequence[str], seal_key: bytes | None = None) -> Bundle
         report.problems.append("chain head does not match the last event")
     if chain.first_break is None:
         try:
-            folded = _json(job_state(events).to_dict())
+            folded = _json(job_state(events).to_dict(events[-1].version if events else 0))
         except Exception as exc:  # an event that no longer decodes
             report.problems.append(f"events do not fold to a state: {exc}")
         else:

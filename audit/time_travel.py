@@ -84,8 +84,8 @@ async def diff_versions(store: EventStore, job_id: str, from_version: int, to_ve
     frm = min(from_version, head)
     to = head if to_version is None else min(to_version, head)
     lo, hi = sorted((frm, to))
-    before = job_state(events[:frm]).to_dict()
-    after = job_state(events[:to]).to_dict()
+    before = job_state(events[:frm]).to_dict(frm)
+    after = job_state(events[:to]).to_dict(to)
     return {
         "stream_id": stream_id(job_id),
         "from_version": frm,

@@ -20,15 +20,14 @@ class ClientState:
     name: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     active: bool = False
-    version: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, version: int) -> dict[str, Any]:
         return {
             "client_id": self.client_id,
             "name": self.name,
             "properties": dict(self.properties),
             "active": self.active,
-            "version": self.version,
+            "version": version,
         }
 
 
@@ -53,10 +52,9 @@ def decide(command: c.ClientCommand, state: ClientState) -> list[e.Event]:
 
 
 def evolve(state: ClientState, event: e.Event) -> ClientState:
-    version = state.version + 1
     match event:
         case e.ClientRegistered(client_id=client_id, name=name, properties=properties):
-            return replace(state, client_id=client_id, name=name, properties=properties, active=True, version=version)
+            return replace(state, client_id=client_id, name=name, properties=properties, active=True)
         case e.ClientLeft():
-            return replace(state, active=False, version=version)
-    return replace(state, version=version)
+            return replace(state, active=False)
+    return state

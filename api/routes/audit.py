@@ -115,7 +115,9 @@ async def job_as_of(
     version, state, recorded_at = await trail.state_as_of(job_id, at)
     if version == 0:
         raise NotFound(f"job {job_id} did not exist yet at {at.isoformat()}")
-    return StateAsOf(stream_id=stream_id(job_id), version=version, recorded_at=recorded_at, state=state.to_dict())
+    return StateAsOf(
+        stream_id=stream_id(job_id), version=version, recorded_at=recorded_at, state=state.to_dict(version)
+    )
 
 
 @router.get("/jobs/{job_id}/diff", response_model=DiffOut, summary="What changed between two versions of the job")

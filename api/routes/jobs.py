@@ -197,4 +197,4 @@ async def job_state(
     if at == 0:
         raise NotFound(f"job {job_id} not found")
     response.headers["ETag"] = str(at)
-    return StateAt(stream_id=stream_id(job_id), version=at, state=state.to_dict())
+    return StateAt(stream_id=stream_id(job_id), version=at, state=state.to_dict(at))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from domain import commands as c
@@ -33,7 +31,7 @@ def result(rnd: int, *clients: str) -> c.RecordRoundResult:
 
 def test_start_creates_a_pending_job() -> None:
     state = started()
-    assert state.status == "pending" and state.config == CONFIG and state.version == 1
+    assert state.status == "pending" and state.config == CONFIG
 
 
 def test_start_twice_is_refused() -> None:
@@ -125,12 +123,12 @@ def test_config_rejects_min_clients_above_num_clients() -> None:
         e.JobConfig(name="x", rounds=1, min_clients=4, num_clients=3)
 
 
-def test_bump_version_keeps_every_other_field() -> None:
-    from dataclasses import fields, replace
-
-    values: list[Any] = ["j", "running", CONFIG, "r", ("a",), 2, {"x": 1.0}, {"y": 2.0}, "0" * 64, "why", 7]
-    populated = tj.JobState(**{f.name: v for f, v in zip(fields(tj.JobState), values, strict=True)})
-    assert tj.bump_version(populated) == replace(populated, version=8)
+def test_events_that_are_history_only_leave_the_state_as_it_was() -> None:
+    """The stream's version lives in the handler (decider pattern): evolve changes only state."""
+    state = tj.fold([e.JobCreated(job_id="j", config=CONFIG), e.ClientJoined(job_id="j", client_id="a")])
+    update = e.ClientUpdateReceived(job_id="j", round=1, client_id="a", num_examples=3)
+    failure = e.ClientFailed(job_id="j", round=1, client_id="a", code="x", reason="y")
+    assert tj.evolve(state, update) is state and tj.evolve(state, failure) is state
 
 
 def test_a_failed_round_records_its_client_failures_then_fails_the_job() -> None:
