@@ -30,7 +30,7 @@ from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongo_client import MongoCollection, MongoConnection, collection
-from projections.ports import Doc, DocChange
+from projections.ports import Doc, DocChange, Where, check_where
 
 READ_MODELS = "read_models"
 CHECKPOINTS = "projection_checkpoints"
@@ -38,6 +38,13 @@ BATCHES = "read_model_batches"
 ORPHAN_AGE = timedelta(hours=1)  # staged batches never committed (crash before the commit point)
 _DUPLICATE_KEY = 11000
 _LIVE: dict[str, Any] = {"$ne": None}  # tombstones have doc: null
+
+
+def _query(projection: str, where: Where | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"projection": projection, "doc": _LIVE}
+    for name, value in check_where(where).items():
+        query[f"doc.{name}"] = value
+    return query
 
 
 class MongoReadModelStore:
@@ -77,14 +84,16 @@ class MongoReadModelStore:
         ).to_list(None)
         return {d["key"]: d["doc"] for d in found}
 
-    async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
+    async def list_docs(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[Doc]:
         found = await self.docs.find(
-            {"projection": projection, "doc": _LIVE}, {"doc": 1}, sort=[("key", 1)], skip=offset, limit=limit
+            _query(projection, where), {"doc": 1}, sort=[("key", 1)], skip=offset, limit=limit
         ).to_list(None)
         return [d["doc"] for d in found]
 
-    async def count(self, projection: str) -> int:
-        return int(await self.docs.count_documents({"projection": projection, "doc": _LIVE}))
+    async def count(self, projection: str, where: Where | None = None) -> int:
+        return int(await self.docs.count_documents(_query(projection, where)))
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:
         query: dict[str, Any] = {"projection": projection, "position": {"$gt": position}, "doc": _LIVE}

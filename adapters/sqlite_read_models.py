@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from adapters.sqlite_threads import SqliteThreads
-from projections.ports import Doc, DocChange
+from projections.ports import Doc, DocChange, Where, check_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS read_models (
@@ -21,11 +21,26 @@ CREATE TABLE IF NOT EXISTS read_models (
     PRIMARY KEY (projection, key)
 );
 CREATE INDEX IF NOT EXISTS read_models_by_position ON read_models (projection, position);
+CREATE INDEX IF NOT EXISTS read_models_by_status ON read_models (projection, json_extract(doc, '$.status'));
 CREATE TABLE IF NOT EXISTS checkpoints (
     name     TEXT PRIMARY KEY,
     position INTEGER NOT NULL
 );
 """
+
+
+def _where(projection: str, where: Where | None) -> tuple[str, tuple[Any, ...]]:
+    """SQL condition and parameters: the projection, and each field equal to its value (field
+    names are checked identifiers; values are always bound parameters)."""
+    clauses: list[str] = ["projection = ?"]
+    params: list[Any] = [projection]
+    for name, value in check_where(where).items():
+        if value is None:
+            clauses.append(f"json_extract(doc, '$.{name}') IS NULL")
+        else:
+            clauses.append(f"json_extract(doc, '$.{name}') = ?")
+            params.append(int(value) if isinstance(value, bool) else value)  # JSON true reads back as 1
+    return " AND ".join(clauses), tuple(params)
 
 
 class SqliteReadModelStore:
@@ -63,15 +78,18 @@ class SqliteReadModelStore:
         )
         return {k: orjson.loads(d) for k, d in rows}
 
-    async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
+    async def list_docs(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[Doc]:
+        condition, params = _where(projection, where)
         rows = await self._rows(
-            "SELECT doc FROM read_models WHERE projection = ? ORDER BY key LIMIT ? OFFSET ?",
-            (projection, limit, offset),
+            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?", (*params, limit, offset)
         )
         return [orjson.loads(r[0]) for r in rows]
 
-    async def count(self, projection: str) -> int:
-        rows = await self._rows("SELECT count(*) FROM read_models WHERE projection = ?", (projection,))
+    async def count(self, projection: str, where: Where | None = None) -> int:
+        condition, params = _where(projection, where)
+        rows = await self._rows(f"SELECT count(*) FROM read_models WHERE {condition}", params)
         return int(rows[0][0])
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:

@@ -53,10 +53,124 @@ class CommandAccepted(BaseModel):
 
 
 class Page(BaseModel):
-    items: list[dict[str, Any]]
     total: int
     limit: int
     offset: int
+
+
+# --- read models (what the projections keep; documented so clients can rely on the shape) ------
+
+
+class JobRow(BaseModel):
+    """A row of the job board (read model `job_board`)."""
+
+    job_id: str
+    name: str
+    model: str
+    strategy: str
+    runtime: str
+    rounds: int
+    min_clients: int
+    status: str
+    round: int = Field(description="the last completed round")
+    clients: list[str]
+    latest_metrics: dict[str, float]
+    run_id: str | None
+    model_sha256: str | None
+    reason: str | None
+    created_at: str
+    created_by: str | None
+    updated_at: str
+    version: int
+    position: int
+
+
+class JobPage(Page):
+    items: list[JobRow]
+
+
+class ClientUpdate(BaseModel):
+    client_id: str
+    num_examples: int
+    metrics: dict[str, float]
+
+
+class ClientFailureOut(BaseModel):
+    client_id: str
+    code: str
+    reason: str
+
+
+class RoundOut(BaseModel):
+    round: int
+    completed: bool
+    client_updates: list[ClientUpdate]
+    failures: list[ClientFailureOut]
+    sampled: int | None = None
+    replied: int | None = None
+    failed: int | None = None
+    train_metrics: dict[str, float] | None = None
+    evaluate_metrics: dict[str, float] | None = None
+    central_metrics: dict[str, float] | None = None
+    duration_s: float | None = None
+    model_sha256: str | None = None
+    completed_at: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    version: int
+    position: int
+    type: str
+    at: str
+    actor: str | None
+
+
+class JobDetail(BaseModel):
+    """One job in detail (read model `job_detail`). `timeline` holds the newest events only; the
+    whole history is `GET /jobs/{id}/events`."""
+
+    job_id: str
+    config: JobConfig
+    status: str
+    run_id: str | None
+    clients: list[str]
+    rounds: list[RoundOut]
+    final_metrics: dict[str, float]
+    model_sha256: str | None
+    reason: str | None
+    timeline: list[TimelineEntry]
+    version: int
+    position: int
+    updated_at: str
+
+
+class ClientFailureSeen(BaseModel):
+    job_id: str
+    round: int
+    code: str
+    reason: str
+
+
+class ClientOut(BaseModel):
+    """A client device (read model `client_fleet`)."""
+
+    client_id: str
+    name: str | None
+    properties: dict[str, str]
+    status: str
+    jobs: list[str]
+    updates: int
+    failures: int
+    examples: int
+    last_failure: ClientFailureSeen | None
+    registered_at: str | None = None
+    left_reason: str | None = None
+    last_seen_at: str
+    position: int
+
+
+class ClientPage(Page):
+    items: list[ClientOut]
 
 
 class EventPage(BaseModel):

@@ -18,7 +18,7 @@ from api.auth.client import credentials_hint
 from config.settings import Settings
 from flp.cli.api_client import auth_headers
 from flp.cli.output import console, fmt_metrics, history_table, job_board_table
-from flp.cli.sse_client import read_sse
+from flp.cli.sse_client import LiveDocs, read_sse
 from flp.server import running_server
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -70,8 +70,11 @@ async def follow_job(http: httpx.AsyncClient, job_id: str, rounds: int) -> dict[
     ) as progress:
         task = progress.add_task(f"job {job_id}", total=rounds, info="waiting for the first round")
         shown = 0
+        live = LiveDocs()
         async for message in read_sse(http, f"/live/jobs/{job_id}"):
-            doc = message.data["doc"]
+            doc = live.apply(message)
+            if doc is None:
+                continue
             for r in doc["rounds"]:
                 if r.get("completed") and r["round"] > shown:
                     shown = r["round"]

@@ -8,6 +8,8 @@ from domain import events as e
 from persistence.records import RecordedEvent
 from projections.ports import Doc
 
+TIMELINE = 100  # newest events kept in the document; the whole history is GET /jobs/{id}/events
+
 
 def _round(doc: Doc, number: int) -> dict[str, Any]:
     rounds = doc["rounds"]
@@ -77,7 +79,8 @@ class JobDetail:
                 doc.update(status="failed", reason=reason)
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
-        doc["timeline"].append(
+        timeline = doc["timeline"]
+        timeline.append(
             {
                 "version": recorded.version,
                 "position": recorded.position,
@@ -86,5 +89,7 @@ class JobDetail:
                 "actor": recorded.metadata.get("actor"),
             }
         )
+        if len(timeline) > TIMELINE:
+            del timeline[: len(timeline) - TIMELINE]
         doc.update(version=recorded.version, position=recorded.position, updated_at=recorded.recorded_at)
         return doc

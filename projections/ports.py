@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 Doc = dict[str, Any]
+Where = Mapping[str, str | int | bool | None]  # top-level field -> the value it must equal
+FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def check_where(where: Where | None) -> Where:
+    """The filter, after checking its field names (they end up in a JSON path or a query key)."""
+    for name in where or {}:
+        if not FIELD.match(name):
+            raise ValueError(f"not a filterable field name: {name!r}")
+    return where or {}
 
 
 @dataclass(frozen=True, slots=True)
 class DocChange:
-    """A read-model document changed (doc None = deleted) by the event at `position`."""
+    """A read-model document changed (doc None = deleted) by the event at `position`. `patch`
+    says what changed since the previous version (RFC 6902 JSON Patch operations); None when the
+    document is new, deleted, or nobody listened for patches."""
 
     projection: str
     key: str
     position: int
     doc: Doc | None
+    patch: list[dict[str, Any]] | None = None
 
 
 ChangeListener = Callable[[list[DocChange]], None]
@@ -27,11 +41,14 @@ class ReadModelStore(Protocol):
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]: ...
 
-    async def list_docs(self, projection: str, limit: int = 100, offset: int = 0) -> list[Doc]:
-        """Documents ordered by key."""
+    async def list_docs(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[Doc]:
+        """Documents ordered by key; with `where`, only those whose top-level fields equal the given
+        values (field names are plain identifiers, see FIELD)."""
         ...
 
-    async def count(self, projection: str) -> int: ...
+    async def count(self, projection: str, where: Where | None = None) -> int: ...
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:
         """Current documents last changed by an event after `position`, in position order."""

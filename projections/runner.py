@@ -7,6 +7,9 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import jsonpatch
+import orjson
+
 from persistence.ports import EventStore
 from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Doc, DocChange, ReadModelStore
@@ -14,6 +17,13 @@ from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
 
 log = logging.getLogger(__name__)
+
+
+def _change(projection: str, key: str, position: int, doc: Doc | None, before: bytes | None) -> DocChange:
+    """The change, with a JSON Patch from the committed previous version when there was one."""
+    if doc is None or before is None:
+        return DocChange(projection, key, position, doc)
+    return DocChange(projection, key, position, doc, jsonpatch.make_patch(orjson.loads(before), doc).patch)
 
 
 class ProjectionStalled(RuntimeError):
@@ -105,6 +115,7 @@ class ProjectionRunner:
             keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
             wanted = sorted({k for _, _, keys in keyed for k in keys})
             docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
+            before = {k: orjson.dumps(d) for k, d in docs.items() if d is not None} if self.listeners else {}
             changes: dict[str, tuple[int, Doc | None]] = {}
             for recorded, event, keys in keyed:
                 for key in keys:
@@ -112,7 +123,10 @@ class ProjectionRunner:
                     docs[key] = doc
                     changes[key] = (recorded.position, doc)
             if await self.read_models.commit(projection.name, changes, checkpoint, upto):
-                self._notify([DocChange(projection.name, k, pos, doc) for k, (pos, doc) in changes.items()])
+                if self.listeners:
+                    self._notify(
+                        [_change(projection.name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()]
+                    )
                 return
             refused += 1
             log.info("projection %s: checkpoint moved under us, retrying", projection.name)

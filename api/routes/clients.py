@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from api.deps import ClientsDep, ContextDep, IdempotencyKey, ProjectionsDep, ReadModelsDep
 from api.errors import NotFound
 from api.routes.jobs import accepted
-from api.schemas import CommandAccepted, Page
+from api.schemas import ClientOut, ClientPage, CommandAccepted
 from domain import commands as c
 from domain.values import ID_PATTERN
 
@@ -42,17 +42,17 @@ async def leave_fleet(
     return await accepted(projections, result)
 
 
-@router.get("", response_model=Page, summary="The client fleet")
+@router.get("", response_model=ClientPage, response_model_exclude_unset=True, summary="The client fleet")
 async def list_clients(
     rm: ReadModelsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> Page:
+) -> dict[str, Any]:
     items = await rm.list_docs("client_fleet", limit, offset)
-    return Page(items=items, total=await rm.count("client_fleet"), limit=limit, offset=offset)
+    return {"items": items, "total": await rm.count("client_fleet"), "limit": limit, "offset": offset}
 
 
-@router.get("/{client_id}", response_model=dict[str, Any], summary="One client")
+@router.get("/{client_id}", response_model=ClientOut, response_model_exclude_unset=True, summary="One client")
 async def get_client(client_id: ClientId, rm: ReadModelsDep) -> dict[str, Any]:
     doc = await rm.get("client_fleet", client_id)
     if doc is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -14,15 +14,16 @@ from api.schemas import (
     CommandAccepted,
     EventOut,
     EventPage,
+    JobDetail,
+    JobPage,
     JoinRequest,
-    Page,
     ReasonRequest,
     StartJobRequest,
     StateAt,
 )
 from commands.handlers import CommandContext, CommandHandler, CommandResult
 from domain import commands as c
-from domain.events import JobConfig
+from domain.events import JobConfig, JobStatus
 from domain.training_job import JobState, stream_id
 from domain.values import ID_PATTERN
 from projections.runner import ProjectionRunner
@@ -146,25 +147,23 @@ async def fail_job(
     return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
-@router.get("", response_model=Page, summary="The job board")
+@router.get("", response_model=JobPage, response_model_exclude_unset=True, summary="The job board")
 async def list_jobs(
     rm: ReadModelsDep,
-    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> Page:
-    if status is None:
-        return Page(
-            items=await rm.list_docs("job_board", limit, offset),
-            total=await rm.count("job_board"),
-            limit=limit,
-            offset=offset,
-        )
-    everything = [d for d in await rm.list_docs("job_board", 10_000_000, 0) if d.get("status") == status]
-    return Page(items=everything[offset : offset + limit], total=len(everything), limit=limit, offset=offset)
+) -> dict[str, Any]:
+    where = {"status": status} if status is not None else None
+    return {
+        "items": await rm.list_docs("job_board", limit, offset, where),
+        "total": await rm.count("job_board", where),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
-@router.get("/{job_id}", response_model=dict[str, Any], summary="One job in detail")
+@router.get("/{job_id}", response_model=JobDetail, response_model_exclude_unset=True, summary="One job in detail")
 async def get_job(job_id: JobId, rm: ReadModelsDep) -> dict[str, Any]:
     doc = await rm.get("job_detail", job_id)
     if doc is None:

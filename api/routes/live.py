@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
@@ -21,12 +21,14 @@ router = APIRouter(prefix="/live", tags=["live"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
 
 
-def _message(change: DocChange) -> ServerSentEvent:
-    return ServerSentEvent(
-        data=orjson.dumps({"key": change.key, "doc": change.doc}).decode(),
-        event=change.projection,
-        id=str(change.position),
-    )
+def _message(change: DocChange, whole: bool) -> ServerSentEvent:
+    """The whole document the first time a key is sent on this connection, then only what changed."""
+    body: dict[str, Any] = {"key": change.key}
+    if whole or change.patch is None:
+        body["doc"] = change.doc
+    else:
+        body["patch"] = change.patch
+    return ServerSentEvent(data=orjson.dumps(body).decode(), event=change.projection, id=str(change.position))
 
 
 def _resume_from(header: str | None, query: int | None) -> int:
@@ -43,8 +45,10 @@ async def _stream(
     queue = live.subscribe()
     try:
         sent = after
+        known: set[str] = set()  # keys whose whole document this client was sent (or had at `after`)
         for missed in await read_models.changed_after(projection, after, key):
-            yield _message(missed)
+            yield _message(missed, whole=True)
+            known.add(missed.key)
             sent = max(sent, missed.position)
         while not await request.is_disconnected():
             try:
@@ -57,7 +61,8 @@ async def _stream(
                 continue
             if change.position <= sent:
                 continue
-            yield _message(change)
+            yield _message(change, whole=after == 0 and change.key not in known)
+            known.add(change.key)
             sent = change.position
     finally:
         live.unsubscribe(queue)

@@ -113,3 +113,25 @@ async def test_health_reports_head_and_projection_lag(api: httpx.AsyncClient) ->
     assert health["projections"]["job_board"] == {"checkpoint": 1, "lag": 0}
     metrics = (await api.get("/metrics")).text
     assert "flp_store_head_position 1" in metrics
+
+
+async def test_the_board_filters_by_status_in_the_store_with_paging(api: httpx.AsyncClient) -> None:
+    for i in range(7):
+        await start(api, f"s{i}")
+    for i in (1, 3, 5):
+        assert (await api.post(f"/jobs/s{i}/cancel", json={"reason": "x"})).status_code == 200
+    page = (await api.get("/jobs", params={"status": "cancelled", "limit": 2, "offset": 1})).json()
+    assert page["total"] == 3 and [r["job_id"] for r in page["items"]] == ["s3", "s5"]
+    assert (await api.get("/jobs", params={"status": "pending"})).json()["total"] == 4
+
+
+async def test_the_detail_document_keeps_a_bounded_timeline(api: httpx.AsyncClient) -> None:
+    from projections.job_detail import TIMELINE
+
+    await start(api, "long", rounds=200, min_clients=1)
+    for rnd in range(1, 40):
+        assert (await api.post("/jobs/long/rounds", json=round_body(rnd, clients=("a", "b", "c")))).status_code == 200
+    detail = (await api.get("/jobs/long")).json()
+    assert len(detail["timeline"]) == TIMELINE < detail["version"]
+    assert detail["timeline"][-1]["version"] == detail["version"]  # the newest events
+    assert len(detail["rounds"]) == 39  # per-round results stay complete

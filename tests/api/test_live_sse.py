@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from config.settings import Settings
-from flp.cli.sse_client import SseMessage, read_sse
+from flp.cli.sse_client import LiveDocs, SseMessage, read_sse
 from flp.server import running_server
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
@@ -41,10 +41,14 @@ async def test_job_changes_are_pushed_as_they_happen(http: httpx.AsyncClient) ->
     await http.post("/jobs/j1/cancel", json={"reason": "done"})
     messages = await asyncio.wait_for(listener, timeout=10)
     assert [m.event for m in messages] == ["job_detail"] * 3
-    statuses = [m.data["doc"]["status"] for m in messages]
+    live = LiveDocs()
+    docs = [live.apply(m) or {} for m in messages]
+    statuses = [d["status"] for d in docs]
     assert statuses[0] == "pending" and statuses[-1] == "cancelled"
     assert [int(m.id or 0) for m in messages] == sorted(int(m.id or 0) for m in messages)
-    assert messages[1].data["doc"]["rounds"][0]["completed"] is True
+    assert docs[1]["rounds"][0]["completed"] is True
+    assert "doc" in messages[0].data and all("patch" in m.data for m in messages[1:])  # then only what changed
+    assert docs[-1] == (await http.get("/jobs/j1")).json()  # the patches rebuild the document exactly
 
 
 async def test_board_stream_resumes_from_last_event_id(http: httpx.AsyncClient) -> None:
@@ -56,13 +60,14 @@ async def test_board_stream_resumes_from_last_event_id(http: httpx.AsyncClient) 
     await http.post("/jobs/a/cancel", json={"reason": "x"})
     resumed = await collect(http, "/live/jobs", 2, last_event_id=resume_from)
     assert [m.data["key"] for m in resumed] == ["b", "a"]
-    assert resumed[1].data["doc"]["status"] == "cancelled"
+    assert resumed[1].data["doc"]["status"] == "cancelled"  # on resume, whole documents
     # resuming from the newest id replays nothing old: the next message is the next change
     listener = asyncio.create_task(collect(http, "/live/jobs", 1, last_event_id=resumed[-1].id))
     await asyncio.sleep(0.3)
     await http.post("/jobs/b/cancel", json={"reason": "y"})
     (only,) = await asyncio.wait_for(listener, timeout=10)
-    assert only.data["key"] == "b" and only.data["doc"]["status"] == "cancelled"
+    live = LiveDocs({m.data["key"]: m.data["doc"] for m in first})
+    assert only.data["key"] == "b" and (live.apply(only) or {})["status"] == "cancelled"
 
 
 async def test_unknown_job_stream_is_404(http: httpx.AsyncClient) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from projections.ports import ReadModelStore
 
@@ -41,6 +44,24 @@ async def test_list_is_ordered_by_key_and_paged(read_models: ReadModelStore) -> 
     await read_models.commit("p", {k: (i + 1, {"k": k}) for i, k in enumerate(["c", "a", "b"])}, 0, 3)
     assert [d["k"] for d in await read_models.list_docs("p")] == ["a", "b", "c"]
     assert [d["k"] for d in await read_models.list_docs("p", limit=1, offset=1)] == ["b"]
+
+
+async def test_list_and_count_filter_on_top_level_fields(read_models: ReadModelStore) -> None:
+    docs: dict[str, dict[str, Any]] = {
+        "a": {"s": "running", "n": 1, "ok": True},
+        "b": {"s": "done", "n": 2, "ok": False},
+        "c": {"s": "running"},
+    }
+    await read_models.commit("p", {k: (i + 1, d) for i, (k, d) in enumerate(docs.items())}, 0, 3)
+    await read_models.commit("q", {"x": (4, {"s": "running"})}, 0, 4)
+    assert [d.get("n") for d in await read_models.list_docs("p", where={"s": "running"})] == [1, None]
+    assert await read_models.count("p", where={"s": "running"}) == 2
+    assert await read_models.count("p", where={"s": "running", "n": 1}) == 1
+    assert await read_models.list_docs("p", where={"ok": True}) == [docs["a"]]
+    assert await read_models.list_docs("p", limit=1, offset=1, where={"s": "running"}) == [docs["c"]]
+    assert await read_models.count("p", where={"s": "nothing"}) == 0
+    with pytest.raises(ValueError):
+        await read_models.count("p", where={"s') OR 1=1 --": "x"})
 
 
 async def test_changed_after_returns_current_docs_in_position_order(read_models: ReadModelStore) -> None:
