@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flp-installed
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.flp-tools-installed
 
 .PHONY: demo test lint bench setup
 setup: $(STAMP)
@@ -11,10 +13,14 @@ $(STAMP): requirements.lock pyproject.toml
 	scripts/setup-venv.sh "$(PYTHON)" "$(VENV)"
 	touch $(STAMP)
 
+$(TOOLS_STAMP): requirements-tools.lock
+	scripts/setup-tools.sh "$(PYTHON)" "$(TOOLS)"
+	touch $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/flp demo
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	scripts/run-tests.sh
 
 lint: $(STAMP)

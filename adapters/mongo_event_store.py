@@ -60,6 +60,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.clock import utc_timestamp
 from adapters.mongo_client import (
@@ -173,21 +174,24 @@ class MongoEventStore:
         """Wake subscribers on every insert into event_commits (commits and markers). If the
         stream fails (no privilege, failover), subscribers still poll; retry with backoff."""
         pipeline = [{"$match": {"operationType": "insert"}}, {"$project": {"documentKey": 1}}]
-        backoff = self.poll_s
-        while True:
-            try:
-                stream = await self.commits.watch(pipeline)
-                async with stream:
-                    self._wake.notify()  # anything committed while (re)connecting
-                    async for _change in stream:
-                        backoff = self.poll_s
-                        self._wake.notify()
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError as exc:
-                log.warning("change stream on %s failed (%s); polling, retry in %.1fs", COMMITS, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+
+        def failed(state: RetryCallState) -> None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("change stream on %s failed (%s); polling, retry in %.1fs", COMMITS, error, wait)
+
+        while True:  # each healthy stream that ends starts the backoff afresh
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(PyMongoError),
+                wait=wait_exponential(multiplier=self.poll_s, max=60.0),
+                before_sleep=failed,
+            ):
+                with attempt:
+                    stream = await self.commits.watch(pipeline)
+                    async with stream:
+                        self._wake.notify()  # anything committed while (re)connecting
+                        async for _change in stream:
+                            self._wake.notify()
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,9 +30,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
+    rate_limit_storage: str = Field(
+        default="memory://", description="a `limits` storage URI; redis://… shares the counts between replicas"
+    )
 
     # auth
-    jwt_secret: str | None = None
+    jwt_secret: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -41,7 +44,7 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 3600
     jwt_leeway_seconds: int = 30
     auth_enabled: bool = True
-    token: str | None = Field(default=None, description="FLP_TOKEN: the bearer token the CLI sends")
+    token: SecretStr | None = Field(default=None, description="FLP_TOKEN: the bearer token the CLI sends")
 
     # audit
     audit_seal: bool = Field(default=True, description="seal every appended event with an HMAC (tamper evidence)")

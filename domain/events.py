@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 Metrics = dict[str, FiniteFloat]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+Strategy = Literal["fedavg", "fedprox", "fedadam"]
+Partitioning = Literal["iid", "dirichlet"]
+Runtime = Literal["flower", "external"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -37,14 +40,14 @@ class JobConfig(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     model: str = Field(default="mlp", min_length=1, max_length=100)
-    strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
+    strategy: Strategy = "fedavg"
     rounds: int = Field(ge=1, le=10_000)
     min_clients: int = Field(ge=1, le=100_000)
     num_clients: int = Field(default=3, ge=1, le=100_000)
-    partitioning: Literal["iid", "dirichlet"] = "iid"
+    partitioning: Partitioning = "iid"
     dirichlet_alpha: float = Field(default=0.5, gt=0, le=1_000)
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
-    runtime: Literal["flower", "external"] = "flower"
+    runtime: Runtime = "flower"
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
     @model_validator(mode="after")

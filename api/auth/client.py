@@ -13,15 +13,15 @@ from config.settings import Settings
 def can_sign_locally(settings: Settings) -> bool:
     if settings.jwt_algorithm == "RS256":
         return settings.jwt_private_key_file is not None and settings.jwt_private_key_file.exists()
-    return bool(settings.jwt_secret) or jwt_secret_file(settings).exists()
+    return settings.jwt_secret is not None or jwt_secret_file(settings).exists()
 
 
 def cli_token(settings: Settings) -> str | None:
     """FLP_TOKEN when set. Otherwise, with the admin credential file of the data dir at hand
     (`admin-credentials.json`, mode 0600): a token signed locally when this machine holds the
     signing key (the embedded default), else one from the server's token endpoint."""
-    if settings.token:
-        return settings.token
+    if settings.token is not None and settings.token.get_secret_value():
+        return settings.token.get_secret_value()
     if not settings.auth_enabled:
         return None
     creds = read_admin_credentials(settings)

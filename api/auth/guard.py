@@ -44,8 +44,8 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def enforce_rate_limit(auth: AuthService, key: str) -> None:
-    retry_after = auth.limiter.check(key)
+async def enforce_rate_limit(auth: AuthService, key: str) -> None:
+    retry_after = await auth.limiter.check(key)
     if retry_after:
         raise HTTPException(429, "rate limit exceeded; retry later", headers={"Retry-After": str(retry_after)})
 
@@ -56,7 +56,7 @@ async def authorize(request: Request) -> None:
         raise HTTPException(403, "this route has no access rule; nobody may call it")
     auth = get_auth(request)
     if rule.public:
-        enforce_rate_limit(auth, f"ip:{client_address(request)}")
+        await enforce_rate_limit(auth, f"ip:{client_address(request)}")
         return
     if not auth.settings.auth_enabled:
         request.state.principal = ANONYMOUS_ADMIN
@@ -68,7 +68,7 @@ async def authorize(request: Request) -> None:
         principal: Principal = await auth.principal_from_token(token)
     except InvalidToken:
         raise HTTPException(401, "invalid or expired token", headers=INVALID) from None
-    enforce_rate_limit(auth, principal.rate_key)
+    await enforce_rate_limit(auth, principal.rate_key)
     if not rule.allows(principal, {k: str(v) for k, v in request.path_params.items()}):
         raise HTTPException(403, "your role does not allow this")
     request.state.principal = principal

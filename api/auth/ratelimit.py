@@ -1,53 +1,35 @@
-"""Per-principal rate limiting: a token bucket per key (capacity = the per-minute limit)."""
+"""Per-principal rate limiting, by the `limits` library: a moving window of `per_minute` requests
+per key. The storage is a `limits` storage URI (`FLP_RATE_LIMIT_STORAGE`): `memory://` counts per
+process; `redis://…` or `memcached://…` share the counts between replicas."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
+from limits import RateLimitItemPerMinute
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 
 class RateLimiter:
-    """`check(key)` spends one token and returns 0, or returns the seconds until one is available.
-    A limit of 0 disables limiting. The clock is injectable so tests need no sleeping."""
+    """`await check(key)` counts one request and returns 0, or the seconds until the next one is
+    allowed. A limit of 0 disables limiting."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, per_minute: int, storage_uri: str = "async+memory://", clock: Callable[[], float] = time.time
+    ) -> None:
         self.per_minute = per_minute
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
+        self._clock = clock  # the storage's clock (limits uses time.time): what Retry-After is computed from
+        self._item = RateLimitItemPerMinute(max(per_minute, 1))
+        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
 
-    def check(self, key: str) -> int:
+    async def check(self, key: str) -> int:
         if self.per_minute <= 0:
             return 0
-        rate = self.per_minute / 60.0
-        now = self.clock()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                if len(self._buckets) >= self.max_keys:
-                    self._prune(now, rate)
-                bucket = self._buckets[key] = _Bucket(float(self.per_minute), now)
-            bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * rate)
-            bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return 0
-            return max(1, math.ceil((1.0 - bucket.tokens) / rate))
-
-    def _prune(self, now: float, rate: float) -> None:
-        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * rate >= self.per_minute]
-        for k in full:
-            del self._buckets[k]
-        if len(self._buckets) >= self.max_keys:  # everyone is active: forget the oldest half
-            for k in sorted(self._buckets, key=lambda k: self._buckets[k].updated)[: self.max_keys // 2]:
-                del self._buckets[k]
+        if await self._limiter.hit(self._item, key):
+            return 0
+        stats = await self._limiter.get_window_stats(self._item, key)
+        return max(1, math.ceil(stats.reset_time - self._clock()))

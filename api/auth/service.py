@@ -39,7 +39,7 @@ class AuthService:
     def __init__(self, settings: Settings, users: UserStore, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
         self.users = users
-        self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute)
+        self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage)
         self._keys: SigningKeys | None = None
 
     @property

@@ -46,10 +46,10 @@ def signing_keys(settings: Settings) -> SigningKeys:
         public = settings.jwt_public_key_file.read_bytes()
         private = settings.jwt_private_key_file.read_bytes() if settings.jwt_private_key_file else None
         return SigningKeys("RS256", private, public)
-    if settings.jwt_secret:
-        if len(settings.jwt_secret) < 32:
+    if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value():
+        if len(settings.jwt_secret.get_secret_value()) < 32:
             raise ValueError("FLP_JWT_SECRET must be at least 32 characters")
-        secret = settings.jwt_secret.encode()
+        secret = settings.jwt_secret.get_secret_value().encode()
     else:
         secret = load_or_create_secret(jwt_secret_file(settings))
     return SigningKeys("HS256", secret, secret)

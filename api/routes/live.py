@@ -1,5 +1,7 @@
 """Live push by Server-Sent Events. Each message's id is the position of the event that caused
-the change; reconnecting with Last-Event-ID first replays every document changed since."""
+the change; reconnecting with Last-Event-ID first replays every document changed since (whole
+documents), then an `event: live` message says the stream is caught up, then each change follows
+as a JSON Patch against the version the client has."""
 
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ async def _stream(
             yield _message(missed, whole=True)
             known.add(missed.key)
             sent = max(sent, missed.position)
+        # caught up: what follows is live (a client may show "live", a test may start writing)
+        yield ServerSentEvent(data=orjson.dumps({"position": sent}).decode(), event="live")
         while not await request.is_disconnected():
             try:
                 change = await asyncio.wait_for(queue.get(), timeout=15.0)

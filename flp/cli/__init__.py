@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
+import click
 import typer
 
+from domain.events import JobConfig, Partitioning, Runtime, Strategy
 from flp.cli.admin import register as register_admin_commands
 from flp.cli.api_client import FlpClient
 from flp.cli.kafka import register as register_kafka_commands
@@ -22,7 +24,7 @@ projections_app = typer.Typer(help="Read models.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 app.add_typer(events_app, name="events")
 app.add_typer(projections_app, name="projections")
-register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli_admin.py)
+register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli/admin.py)
 register_kafka_commands(app, events_app)  # events consume, project, relay, schema export (flp/cli_kafka.py)
 
 
@@ -68,18 +70,26 @@ def demo(
     sys.exit(run(run_demo(settings(), keep_serving=keep_serving)))
 
 
+def _default(field: str) -> Any:
+    return JobConfig.model_fields[field].default
+
+
+def _choice(kind: Any) -> click.Choice[str]:
+    return click.Choice(get_args(kind))  # the domain's own Literal: one list of strategies etc.
+
+
 @job_app.command("start")
 def job_start(
     name: Annotated[str, typer.Option(help="a name for people")] = "digits",
     rounds: Annotated[int, typer.Option(min=1)] = 5,
     min_clients: Annotated[int, typer.Option(min=1)] = 2,
-    num_clients: Annotated[int, typer.Option(min=1)] = 3,
-    strategy: Annotated[str, typer.Option(help="fedavg | fedprox | fedadam")] = "fedavg",
-    model: Annotated[str, typer.Option()] = "mlp",
-    partitioning: Annotated[str, typer.Option(help="iid | dirichlet")] = "iid",
-    alpha: Annotated[float, typer.Option(help="Dirichlet alpha")] = 0.5,
-    seed: Annotated[int, typer.Option()] = 42,
-    runtime: Annotated[str, typer.Option(help="flower | external")] = "flower",
+    num_clients: Annotated[int, typer.Option(min=1)] = _default("num_clients"),
+    strategy: Annotated[str, typer.Option(click_type=_choice(Strategy))] = _default("strategy"),
+    model: Annotated[str, typer.Option()] = _default("model"),
+    partitioning: Annotated[str, typer.Option(click_type=_choice(Partitioning))] = _default("partitioning"),
+    alpha: Annotated[float, typer.Option(help="Dirichlet alpha")] = _default("dirichlet_alpha"),
+    seed: Annotated[int, typer.Option()] = _default("seed"),
+    runtime: Annotated[str, typer.Option(click_type=_choice(Runtime))] = _default("runtime"),
     param: Annotated[list[str] | None, typer.Option(help="hyper-parameter KEY=VALUE, repeatable")] = None,
     job_id: Annotated[str | None, typer.Option(help="default: generated")] = None,
     as_json: JsonOpt = False,

@@ -7,6 +7,7 @@ the documents current from such messages."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,12 +25,18 @@ class SseMessage:
     data: Any
 
 
-async def read_sse(http: httpx.AsyncClient, path: str, last_event_id: str | None = None) -> AsyncIterator[SseMessage]:
+async def read_sse(
+    http: httpx.AsyncClient, path: str, last_event_id: str | None = None, *, live: asyncio.Event | None = None
+) -> AsyncIterator[SseMessage]:
+    """The document messages of a live stream; `live` is set once the stream has caught up."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
     async with aconnect_sse(http, "GET", path, headers=headers, timeout=None) as source:
         source.response.raise_for_status()
         async for event in source.aiter_sse():
-            if event.data:
+            if event.event == "live":
+                if live is not None:
+                    live.set()
+            elif event.data:
                 yield SseMessage(event.id or None, event.event or None, json.loads(event.data))
 
 
@@ -40,7 +47,7 @@ class LiveDocs:
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def apply(self, message: SseMessage) -> dict[str, Any] | None:
-        """Take one message in; the document it leaves (None: deleted)."""
+        """Take one document message in; the document it leaves (None: deleted)."""
         key = str(message.data["key"])
         doc: dict[str, Any] | None
         if "doc" in message.data:

@@ -24,9 +24,11 @@ async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def collect(http: httpx.AsyncClient, path: str, n: int, last_event_id: str | None = None) -> list[SseMessage]:
+async def collect(
+    http: httpx.AsyncClient, path: str, n: int, last_event_id: str | None = None, live: asyncio.Event | None = None
+) -> list[SseMessage]:
     out: list[SseMessage] = []
-    async for message in read_sse(http, path, last_event_id):
+    async for message in read_sse(http, path, last_event_id, live=live):
         out.append(message)
         if len(out) == n:
             break
@@ -35,8 +37,9 @@ async def collect(http: httpx.AsyncClient, path: str, n: int, last_event_id: str
 
 async def test_job_changes_are_pushed_as_they_happen(http: httpx.AsyncClient) -> None:
     await http.post("/jobs", json=job_body(job_id="j1"))
-    listener = asyncio.create_task(collect(http, "/live/jobs/j1", 3))
-    await asyncio.sleep(0.3)  # let the subscription start; the first message is the current state
+    caught_up = asyncio.Event()
+    listener = asyncio.create_task(collect(http, "/live/jobs/j1", 3, live=caught_up))
+    await asyncio.wait_for(caught_up.wait(), 10)  # the stream has sent the current state and is live
     await http.post("/jobs/j1/rounds", json=round_body(1))
     await http.post("/jobs/j1/cancel", json={"reason": "done"})
     messages = await asyncio.wait_for(listener, timeout=10)
@@ -62,8 +65,9 @@ async def test_board_stream_resumes_from_last_event_id(http: httpx.AsyncClient) 
     assert [m.data["key"] for m in resumed] == ["b", "a"]
     assert resumed[1].data["doc"]["status"] == "cancelled"  # on resume, whole documents
     # resuming from the newest id replays nothing old: the next message is the next change
-    listener = asyncio.create_task(collect(http, "/live/jobs", 1, last_event_id=resumed[-1].id))
-    await asyncio.sleep(0.3)
+    caught_up = asyncio.Event()
+    listener = asyncio.create_task(collect(http, "/live/jobs", 1, last_event_id=resumed[-1].id, live=caught_up))
+    await asyncio.wait_for(caught_up.wait(), 10)
     await http.post("/jobs/b/cancel", json={"reason": "y"})
     (only,) = await asyncio.wait_for(listener, timeout=10)
     live = LiveDocs({m.data["key"]: m.data["doc"] for m in first})

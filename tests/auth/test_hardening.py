@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from api.app import create_app
 from api.auth.principal import Role
@@ -17,11 +18,24 @@ from tests.conftest import job_body
 
 
 class FakeClock:
+    """Stands in for the `time` module inside the limiter's storage: no sleeping in tests."""
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_000_000.0
 
     def __call__(self) -> float:
         return self.now
+
+    def time(self) -> float:
+        return self.now
+
+
+def fake_limiter(monkeypatch: pytest.MonkeyPatch, per_minute: int) -> tuple[RateLimiter, FakeClock]:
+    import limits.aio.storage.memory
+
+    clock = FakeClock()
+    monkeypatch.setattr(limits.aio.storage.memory, "time", clock)
+    return RateLimiter(per_minute, clock=clock), clock
 
 
 async def test_bodies_over_the_limit_are_413_and_append_nothing(api: httpx.AsyncClient, container: Container) -> None:
@@ -41,27 +55,29 @@ async def test_bodies_over_the_limit_are_413_and_append_nothing(api: httpx.Async
 
 
 async def test_rate_limit_is_per_principal_with_retry_after(
-    api: httpx.AsyncClient, container: Container, settings: Settings
+    api: httpx.AsyncClient, container: Container, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
     auth: AuthService = container.auth
-    auth.limiter = RateLimiter(3, clock=clock)  # 3 per minute: one every 20 s
+    auth.limiter, clock = fake_limiter(monkeypatch, 3)  # 3 in any minute
     viewer = role_headers(settings, Role.VIEWER, subject="svc:dash")
     for _ in range(3):
         assert (await api.get("/jobs", headers=viewer)).status_code == 200
+        clock.now += 10
     limited = await api.get("/jobs", headers=viewer)
     assert limited.status_code == 429
-    assert limited.headers["retry-after"] == "20"
+    assert limited.headers["retry-after"] == "30"  # when the first of the three leaves the window
     assert limited.json()["title"] == "Too Many Requests"
     other = role_headers(settings, Role.VIEWER, subject="svc:other-dash")
     assert (await api.get("/jobs", headers=other)).status_code == 200  # someone else is not limited
-    clock.now += 20
+    clock.now += 31
     assert (await api.get("/jobs", headers=viewer)).status_code == 200
     assert (await api.get("/jobs", headers=viewer)).status_code == 429
 
 
-async def test_login_attempts_are_rate_limited_by_address(api: httpx.AsyncClient, container: Container) -> None:
-    container.auth.limiter = RateLimiter(2, clock=FakeClock())
+async def test_login_attempts_are_rate_limited_by_address(
+    api: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container.auth.limiter, _ = fake_limiter(monkeypatch, 2)
     form = {"grant_type": "password", "username": "admin", "password": "guess"}
     statuses = [(await api.post("/auth/token", data=form)).status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
