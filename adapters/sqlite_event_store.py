@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 
 _COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, metadata, prev_hash, hash, seal"
 MAX_GROUP = 512  # appends per group commit
+MAX_CACHED_STREAMS = 100_000  # stream heads the writer remembers
 
 
 def _idempotent(conn: sqlite3.Connection, key: str) -> AppendResult | None:
@@ -127,6 +128,10 @@ class SqliteEventStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signal: CommitSignal | None = None
         self._reads: SqliteThreads | None = None
+        # writer-thread state: valid while no other connection committed (PRAGMA data_version)
+        self._data_version: int | None = None
+        self._head = 0
+        self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), insertion-ordered
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -195,33 +200,61 @@ class SqliteEventStore:
     def _commit_group(self, conn: sqlite3.Connection, group: list[_Append]) -> None:
         """One transaction for the group. Each append runs inside its own savepoint: whatever
         fails in one (a version conflict, an unstorable value, a constraint, anything unexpected)
-        is rolled back and answered to that caller alone; the others commit."""
+        is rolled back and answered to that caller alone; the others commit. (A group of one
+        needs no savepoint: its transaction is its savepoint.)
+
+        The writer remembers the head position and each stream's last version and hash between
+        groups; `PRAGMA data_version` (which changes only when another connection - another
+        process - committed) tells it when to read them afresh."""
         outcomes: list[AppendResult | BaseException] = []
+        staged: dict[str, tuple[int, str]] = {}
+        alone = len(group) == 1
         try:
             conn.execute("BEGIN IMMEDIATE")
-            head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if data_version != self._data_version:
+                self._heads.clear()
+                self._head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            head = self._head
             for req in group:
-                conn.execute("SAVEPOINT one_append")
+                if not alone:
+                    conn.execute("SAVEPOINT one_append")
                 try:
-                    result, head = self._append_one(conn, req, head)
+                    result, head = self._append_one(conn, req, head, staged)
                 except Exception as exc:
+                    if alone:
+                        raise
                     conn.execute("ROLLBACK TO one_append")
                     if not isinstance(exc, ConcurrencyError | IdempotencyKeyReused | ValueError):
                         log.exception("append to %s failed; the rest of its group commits", req.stream_id)
                     outcomes.append(exc)
                 else:
                     outcomes.append(result)
-                conn.execute("RELEASE one_append")
+                if not alone:
+                    conn.execute("RELEASE one_append")
             conn.execute("COMMIT")
+            self._data_version = data_version
+            self._head = head
+            self._remember_heads(staged)
             self.transactions += 1
             self.appends += len(group)
-        except BaseException as exc:  # disk full, I/O error: nothing of the group is written
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [exc] * len(group)
-            head = None
+            self._data_version = None  # read the heads afresh next time
+            if alone and isinstance(exc, Exception):
+                if not isinstance(exc, ConcurrencyError | IdempotencyKeyReused | ValueError):
+                    log.exception("append to %s failed", group[0].stream_id)
+                outcomes, head = [exc], self._head  # the one append failed on its own
+            else:  # disk full, I/O error: nothing of the group is written
+                outcomes, head = [exc] * len(group), None
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._deliver, group, outcomes, head)
+
+    def _remember_heads(self, staged: dict[str, tuple[int, str]]) -> None:
+        self._heads.update(staged)
+        while len(self._heads) > MAX_CACHED_STREAMS:
+            self._heads.pop(next(iter(self._heads)))
 
     def _deliver(self, group: list[_Append], outcomes: list[AppendResult | BaseException], head: int | None) -> None:
         if head is not None and self._signal is not None:
@@ -234,17 +267,27 @@ class SqliteEventStore:
             else:
                 req.future.set_result(outcome)
 
-    def _append_one(self, conn: sqlite3.Connection, req: _Append, head: int) -> tuple[AppendResult, int]:
+    def _stream_head(
+        self, conn: sqlite3.Connection, stream_id: str, staged: dict[str, tuple[int, str]]
+    ) -> tuple[int, str]:
+        known = staged.get(stream_id) or self._heads.get(stream_id)
+        if known is not None:
+            return known
+        last = conn.execute(
+            "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1", (stream_id,)
+        ).fetchone()
+        return (last[0], last[1]) if last else (0, GENESIS_HASH)
+
+    def _append_one(
+        self, conn: sqlite3.Connection, req: _Append, head: int, staged: dict[str, tuple[int, str]]
+    ) -> tuple[AppendResult, int]:
         if req.idempotency_key is not None:
             earlier = _idempotent(conn, req.idempotency_key)
             if earlier is not None:
                 if earlier.stream_id != req.stream_id:
                     raise IdempotencyKeyReused(f"idempotency key was used for stream {earlier.stream_id}")
                 return earlier, head
-        last = conn.execute(
-            "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1", (req.stream_id,)
-        ).fetchone()
-        version, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        version, prev_hash = self._stream_head(conn, req.stream_id, staged)
         if req.expected_version is not None and req.expected_version != version:
             raise ConcurrencyError(req.stream_id, req.expected_version, version)
         chained = link(req.stream_id, encode(req.events), version, head + 1, prev_hash, utc_timestamp(), self._sealer)
@@ -263,6 +306,8 @@ class SqliteEventStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (req.idempotency_key, req.stream_id, recorded[0].position, recorded[-1].position, version),
             )
+        if recorded:
+            staged[req.stream_id] = (version, recorded[-1].hash)  # remembered once the group commits
         return AppendResult(req.stream_id, version, recorded), head
 
     # --- reads -------------------------------------------------------------------------------
@@ -274,7 +319,7 @@ class SqliteEventStore:
         return self._reads
 
     async def find_idempotent(self, idempotency_key: str) -> AppendResult | None:
-        return await self._pool.run(lambda conn: _idempotent(conn, idempotency_key))
+        return self._pool.now(lambda conn: _idempotent(conn, idempotency_key))  # a key lookup: inline
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
@@ -284,7 +329,7 @@ class SqliteEventStore:
         return await self._pool.run(lambda conn: _decode(conn.execute(sql, (stream_id, from_version, upper))))
 
     async def stream_version(self, stream_id: str) -> int:
-        rows = await self._pool.query("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,))
+        rows = self._pool.now_query("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,))
         return int(rows[0][0])
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
@@ -292,7 +337,7 @@ class SqliteEventStore:
         return await self._pool.run(lambda conn: _decode(conn.execute(sql, (after_position, limit))))
 
     async def head_position(self) -> int:
-        rows = await self._pool.query("SELECT coalesce(max(position), 0) FROM events")
+        rows = self._pool.now_query("SELECT coalesce(max(position), 0) FROM events")
         return int(rows[0][0])
 
     async def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:

@@ -43,6 +43,9 @@ def _where(projection: str, where: Where | None) -> tuple[str, tuple[Any, ...]]:
     return " AND ".join(clauses), tuple(params)
 
 
+INLINE_ROWS = 200  # reads of at most this many rows by key run inline on the event loop
+
+
 class SqliteReadModelStore:
     """Read models are disposable (rebuilt from the event store), so by default they commit with
     synchronous=NORMAL: a power cut may lose the last few batches, never tear one, and since each
@@ -61,11 +64,12 @@ class SqliteReadModelStore:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return await self._pool.query(sql, params)
+    async def _rows(self, sql: str, params: tuple[Any, ...], *, inline: bool = False) -> list[tuple[Any, ...]]:
+        """Point reads of a few rows run inline (see adapters/sqlite_threads.py); the rest in a thread."""
+        return self._pool.now_query(sql, params) if inline else await self._pool.query(sql, params)
 
     async def get(self, projection: str, key: str) -> Doc | None:
-        rows = await self._rows("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
+        rows = self._pool.now_query("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
         return orjson.loads(rows[0][0]) if rows else None
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]:
@@ -75,6 +79,7 @@ class SqliteReadModelStore:
         rows = await self._rows(
             f"SELECT key, doc FROM read_models WHERE projection = ? AND key IN ({marks})",
             (projection, *keys),
+            inline=len(keys) <= INLINE_ROWS,
         )
         return {k: orjson.loads(d) for k, d in rows}
 
@@ -83,7 +88,9 @@ class SqliteReadModelStore:
     ) -> list[Doc]:
         condition, params = _where(projection, where)
         rows = await self._rows(
-            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?", (*params, limit, offset)
+            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+            inline=limit + offset <= INLINE_ROWS and not where,
         )
         return [orjson.loads(r[0]) for r in rows]
 
@@ -102,7 +109,7 @@ class SqliteReadModelStore:
         return [DocChange(projection, k, p, orjson.loads(d)) for k, p, d in rows]
 
     async def get_checkpoint(self, name: str) -> int:
-        rows = await self._rows("SELECT position FROM checkpoints WHERE name = ?", (name,))
+        rows = await self._rows("SELECT position FROM checkpoints WHERE name = ?", (name,), inline=True)
         return int(rows[0][0]) if rows else 0
 
     async def set_checkpoint(self, name: str, position: int) -> None:

@@ -1,4 +1,6 @@
-"""FastAPI dependencies: each part of the platform a route uses, and the caller's command context."""
+"""FastAPI dependencies: each part of the platform a route uses, and the caller's command context.
+Every dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
+thread hop per request for what is an attribute lookup."""
 
 from __future__ import annotations
 
@@ -21,12 +23,16 @@ from projections.runner import ProjectionRunner
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
+async def platform_dep(request: Request) -> Platform:
+    return get_platform(request)
+
+
 def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
 
-def command_context(
+async def command_context(
     request: Request,
     x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
     x_causation_id: Annotated[str | None, Header(max_length=200)] = None,
@@ -41,43 +47,47 @@ def command_context(
     )
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+PlatformDep = Annotated[Platform, Depends(platform_dep)]
 
 
-def _store(p: PlatformDep) -> EventStore:
+async def _store(p: PlatformDep) -> EventStore:
     return p.store
 
 
-def _read_models(p: PlatformDep) -> ReadModelStore:
+async def _read_models(p: PlatformDep) -> ReadModelStore:
     return p.read_models
 
 
-def _jobs(p: PlatformDep) -> CommandHandler[JobCommand, JobState]:
+async def _jobs(p: PlatformDep) -> CommandHandler[JobCommand, JobState]:
     return p.jobs
 
 
-def _clients(p: PlatformDep) -> CommandHandler[ClientCommand, ClientState]:
+async def _clients(p: PlatformDep) -> CommandHandler[ClientCommand, ClientState]:
     return p.clients
 
 
-def _projections(p: PlatformDep) -> ProjectionRunner:
+async def _projections(p: PlatformDep) -> ProjectionRunner:
     return p.projections
 
 
-def _live(p: PlatformDep) -> LiveFeed:
+async def _live(p: PlatformDep) -> LiveFeed:
     return p.live
 
 
-def _audit(p: PlatformDep) -> AuditTrail:
+async def _audit(p: PlatformDep) -> AuditTrail:
     return p.audit
 
 
-def _artifacts(p: PlatformDep) -> ArtifactStore:
+async def _artifacts(p: PlatformDep) -> ArtifactStore:
     return p.artifacts
 
 
 def get_auth(request: Request) -> AuthService:
     return get_platform(request).auth
+
+
+async def auth_dep(request: Request) -> AuthService:
+    return get_auth(request)
 
 
 StoreDep = Annotated[EventStore, Depends(_store)]

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     api_port: int = 8765
     api_url: str | None = Field(default=None, description="a running flp server; CLI talks to it when set")
     public_url: str | None = Field(default=None, description="URL the FL runtime reports back to")
+    access_log: bool = Field(default=False, description="uvicorn's line per request (a reverse proxy usually logs)")
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 
 from api.app import create_app
 from config.settings import Settings
 from flp.wiring import Container, build_container
+
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,9 +44,21 @@ class RunningServer:
 async def serve_forever(settings: Settings) -> None:
     container = await build_container(settings)
     config = uvicorn.Config(
-        create_app(container), host=settings.api_host, port=settings.api_port, log_level="info", lifespan="on"
+        create_app(container),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=settings.access_log,
+        lifespan="on",
     )
     await uvicorn.Server(config).serve()
+
+
+def run_fast(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop (installed with uvicorn[standard]): uvicorn only picks it when it creates
+    the loop itself, and here the loop exists before uvicorn does."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 @asynccontextmanager
@@ -55,7 +71,14 @@ async def running_server(settings: Settings, *, port: int | None = None) -> Asyn
     if settings.public_url is None:
         settings = settings.model_copy(update={"public_url": url})
     container = await build_container(settings)
-    config = uvicorn.Config(create_app(container), host=host, port=chosen, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(container),
+        host=host,
+        port=chosen,
+        log_level="warning",
+        access_log=settings.access_log,
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -16,14 +16,14 @@ from api.auth.passwords import MIN_PASSWORD_LENGTH, generate_password, hash_pass
 from api.auth.principal import Principal, Role
 from api.auth.service import AuthService
 from api.auth.tokens import RUNTIME_TOKEN_TTL_SECONDS, issue_runtime_token
-from api.deps import StoreDep, get_auth
+from api.deps import StoreDep, auth_dep
 from api.errors import NotFound
 from domain.training_job import stream_id
 from domain.values import EntityId
 from persistence.ports import AlreadyExists, UserRecord
 
 router = APIRouter(tags=["auth"])
-AuthDep = Annotated[AuthService, Depends(get_auth)]
+AuthDep = Annotated[AuthService, Depends(auth_dep)]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 UserName = Annotated[str, Path(pattern=NAME, max_length=64)]
 AssignableRole = Literal["admin", "operator", "auditor", "viewer", "integrator"]  # runtime: job-bound tokens only

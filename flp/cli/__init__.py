@@ -53,11 +53,11 @@ def serve(
     port: Annotated[int | None, typer.Option(help="default FLP_API_PORT")] = None,
 ) -> None:
     """Run the platform: API, projections, live push, Flower runtime."""
-    from flp.server import serve_forever
+    from flp.server import run_fast, serve_forever
 
     s = settings()
     s = s.model_copy(update={k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None})
-    asyncio.run(serve_forever(s))
+    run_fast(serve_forever(s))
 
 
 @app.command()

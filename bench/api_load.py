@@ -1,0 +1,301 @@
+# ruff: noqa: E501  (the embedded wrk Lua scripts keep their own line lengths)
+"""HTTP load benchmark: flp's command and query paths beside a bare FastAPI app, in one run.
+
+    python bench/api_load.py [--duration 10] [--connections 32] [--subscribers 100]
+
+Starts a real `flp serve` (durable SQLite, sealing on, Flower off, rate limit lifted) and the
+anchor (bench/anchor_app.py: a bare FastAPI app on the same uvicorn whose POST validates the
+same JSON body) on free loopback ports, drives both with `wrk` (Debian's package: apt-get
+install wrk), and prints one JSON line: requests/s, p50/p99 latency and non-2xx answers per
+path, their ratios, one client's POST /jobs latency, and the live lag (append -> SSE message
+received) seen by N subscribers while POST /jobs runs at full load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# wrk scripts. Each prints one JSON line in done(); POST bodies carry per-thread unique ids.
+SUMMARY = """
+function done(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format('{"requests": %d, "seconds": %.3f, "non_2xx_or_errors": %d, "p50_ms": %.3f, "p99_ms": %.3f}\\n',
+    summary.requests, summary.duration / 1e6, errors, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+THREADS = """
+local threads = {}
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+  table.insert(threads, thread)
+end
+"""
+POST_JOBS = (
+    THREADS
+    + """
+local n = 0
+function request()
+  n = n + 1
+  local body = string.format('{"job_id": "b%d-%d", "name": "load", "rounds": 3, "min_clients": 1, "runtime": "external"}', tid, n)
+  return wrk.format("POST", "/jobs", {["Content-Type"] = "application/json", ["Authorization"] = os.getenv("FLP_BENCH_AUTH")}, body)
+end
+"""
+    + SUMMARY
+)
+POST_ROUNDS = (
+    THREADS
+    + """
+local n = 0
+local pool = tonumber(os.getenv("FLP_BENCH_POOL"))
+function request()
+  local job = n % pool
+  local round = math.floor(n / pool) + 1
+  n = n + 1
+  local body = string.format('{"round": %d, "results": [{"client_id": "a", "num_examples": 10, "metrics": {"loss": 0.5}}], "central_metrics": {"accuracy": 0.9}}', round)
+  return wrk.format("POST", string.format("/jobs/r%d-%d/rounds", tid, job),
+    {["Content-Type"] = "application/json", ["Authorization"] = os.getenv("FLP_BENCH_AUTH")}, body)
+end
+"""
+    + SUMMARY
+)
+GET = (
+    """
+function request()
+  return wrk.format("GET", os.getenv("FLP_BENCH_PATH"), {["Authorization"] = os.getenv("FLP_BENCH_AUTH")})
+end
+"""
+    + SUMMARY
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wrk(
+    url: str, script: str, tmp: Path, *, threads: int, connections: int, duration: int, env: dict[str, str]
+) -> dict[str, Any]:
+    path = tmp / f"script-{abs(hash(script))}.lua"
+    path.write_text(script)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(path), url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    line = next(x for x in reversed(out.stdout.splitlines()) if x.startswith("{"))
+    result: dict[str, Any] = json.loads(line)
+    result["per_s"] = round(result["requests"] / result["seconds"])
+    return result
+
+
+async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict[str, Any]:
+    """N subscribers of the job board; for each new job's message, now - the event's recorded_at."""
+    lags: list[float] = []
+
+    async def subscriber(client: httpx.AsyncClient, stop: float) -> None:
+        async with client.stream("GET", "/live/jobs", headers={"Accept": "text/event-stream"}) as response:
+            live = False  # the replay of existing documents comes first; measure what follows
+            async for line in response.aiter_lines():
+                if line == "event: live":
+                    live = True
+                elif live and line.startswith("data: ") and '"updated_at"' in line:
+                    now = time.time()
+                    doc = json.loads(line[6:]).get("doc") or {}
+                    at = doc.get("updated_at")
+                    if at:
+                        lags.append(now - datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
+                if time.monotonic() > stop:
+                    return
+
+    limits = httpx.Limits(max_connections=subscribers + 10)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": auth}, timeout=None, limits=limits) as client:
+        stop = time.monotonic() + seconds
+        tasks = [asyncio.create_task(subscriber(client, stop)) for _ in range(subscribers)]
+        await asyncio.sleep(seconds + 1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    lags.sort()
+    if not lags:
+        return {"subscribers": subscribers, "messages": 0}
+    return {
+        "subscribers": subscribers,
+        "messages": len(lags),
+        "p50_ms": round(lags[len(lags) // 2] * 1000, 2),
+        "p99_ms": round(lags[int(len(lags) * 0.99)] * 1000, 2),
+    }
+
+
+def sse_under_load(url: str, auth: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The subscribers run in their own process, beside wrk's POST /jobs load."""
+    here = str(Path(__file__).parent)
+    code = (
+        f"import asyncio, json, sys; sys.path.insert(0, {here!r}); from api_load import sse_lag; "
+        f"print(json.dumps(asyncio.run(sse_lag({url!r}, {auth!r}, {args.subscribers}, {float(args.duration)}))))"
+    )
+    receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the subscribers connect
+    load = wrk(url, POST_JOBS, tmp, threads=2, connections=args.connections, duration=args.duration,
+               env={"FLP_BENCH_AUTH": auth})  # fmt: skip
+    out, _ = receivers.communicate(timeout=args.duration + 60)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["commands_per_s_meanwhile"] = load["per_s"]
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        flp_port, anchor_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "FLP_DATA_DIR": str(tmp / "flp"),
+            "FLP_API_PORT": str(flp_port),
+            "FLP_FLOWER_MODE": "off",
+            "FLP_RATE_LIMIT_PER_MINUTE": "0",
+            "OTEL_SDK_DISABLED": "true",
+        }
+        flp_url, anchor_url = f"http://127.0.0.1:{flp_port}", f"http://127.0.0.1:{anchor_port}"
+        anchor_cmd = [str(BIN / "uvicorn"), "--app-dir", str(ROOT / "bench"), "anchor_app:app", "--port",
+                      str(anchor_port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        with (
+            process([str(BIN / "flp"), "serve"], env, tmp / "flp.log"),
+            process(anchor_cmd, env, tmp / "anchor.log"),
+        ):
+            wait_up(flp_url)
+            wait_up(anchor_url)
+            from api.auth.principal import Role
+            from api.auth.service import ADMIN_USER
+            from api.auth.tokens import issue_token
+            from config.settings import Settings
+
+            token = issue_token(Settings(data_dir=tmp / "flp"), ADMIN_USER, [Role.ADMIN], kind="user", ttl_seconds=3600)
+            auth = f"Bearer {token}"
+            pool = 4 * args.connections
+            with httpx.Client(base_url=flp_url, headers={"Authorization": auth}) as http:
+                for t in (1, 2):
+                    for j in range(pool):
+                        body = {
+                            "job_id": f"r{t}-{j}",
+                            "name": "r",
+                            "rounds": 10000,
+                            "min_clients": 1,
+                            "runtime": "external",
+                        }
+                        assert http.post("/jobs", json=body).status_code == 201
+            load = {"threads": 2, "connections": args.connections, "duration": args.duration}
+            e = {"FLP_BENCH_AUTH": auth}
+            paths: dict[str, dict[str, Any]] = {
+                "post_jobs": {
+                    "anchor": wrk(anchor_url, POST_JOBS, tmp, **load, env=e),
+                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env=e),
+                },
+                "post_rounds": {"flp": wrk(flp_url, POST_ROUNDS, tmp, **load, env={**e, "FLP_BENCH_POOL": str(pool)})},
+                "get_jobs": {
+                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs?limit=10"}),
+                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs?limit=10"}),
+                },
+                "get_job": {
+                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs/r1-0"}),
+                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs/r1-0"}),
+                },
+                "get_health": {
+                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/health"}),
+                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/health"}),
+                },
+            }
+            one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
+            single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_AUTH": auth})
+            lag = sse_under_load(flp_url, auth, args, tmp)
+    anchor_post = paths["post_jobs"]["anchor"]["per_s"]
+    ratios = {
+        "post_jobs": paths["post_jobs"]["flp"]["per_s"] / anchor_post,
+        "post_rounds": paths["post_rounds"]["flp"]["per_s"] / anchor_post,
+        "get_jobs": paths["get_jobs"]["flp"]["per_s"] / paths["get_jobs"]["anchor"]["per_s"],
+        "get_job": paths["get_job"]["flp"]["per_s"] / paths["get_job"]["anchor"]["per_s"],
+        "get_health": paths["get_health"]["flp"]["per_s"] / paths["get_health"]["anchor"]["per_s"],
+    }
+    return {
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "paths": paths,
+        "one_client_post_jobs": {"p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"], "per_s": single["per_s"]},
+        "live_lag": lag,
+        "ratios": {k: round(v, 2) for k, v in ratios.items()},
+        "goals": {
+            "post_jobs": 0.4,
+            "post_rounds": 0.4,
+            "post_p99_ms": 50,
+            "get_jobs": 0.5,
+            "get_job": 0.5,
+            "one_client_p50_ms": 2,
+            "live_lag_p99_ms": 20,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured path")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--subscribers", type=int, default=100)
+    print(json.dumps(run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
