@@ -20,7 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+HEALTH_PROBE_INTERVAL_S = 0.2
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -136,16 +138,25 @@ class ManagedProcess:
         return [int(p.pid) for p in orphans]
 
     def wait_healthy(self, check: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Probe until `check()` passes; fail at once if the process exits, or after `timeout_s`."""
+
+        def probe() -> bool:
             if not self.running():
                 raise RuntimeError(
                     f"{self.name} exited with {self.proc.returncode if self.proc else '?'}; see {self.log_file}"
                 )
-            if check():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not healthy within {timeout_s:g}s; see {self.log_file}")
+            return check()
+
+        poll = Retrying(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(HEALTH_PROBE_INTERVAL_S),
+            retry=retry_if_result(lambda healthy: not healthy),
+            reraise=True,  # an exit is raised as is, not retried
+        )
+        try:
+            poll(probe)
+        except RetryError:
+            raise TimeoutError(f"{self.name} not healthy within {timeout_s:g}s; see {self.log_file}") from None
 
     def stop(self, grace_s: float = 5.0) -> None:
         if self.proc is None:
