@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +44,10 @@ RELEVANT = frozenset(
     cls.type for cls in (e.JobCreated, e.JobStarted, e.RoundCompleted, e.JobCompleted, e.JobFailed, e.JobCancelled)
 )
 ACTOR = "flower-supervisor"
+
+HEALTH_CHECK_INTERVAL_S = 5.0  # owned Flower processes: restart what died
+ORPHAN_REAP_INTERVAL_S = 5.0  # while no run is live: kill Ray agents left behind by finished runs
+REAP_AFTER_RUN_END_S = 2.0  # a run's Ray agents are orphaned shortly after it ends or is stopped
 
 
 class Checkpoints(Protocol):
@@ -94,6 +99,7 @@ class JobSupervisor:
         reply_timeout_s: float,
         token_for: Callable[[str], str | None] | None = None,
         poll_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -108,7 +114,10 @@ class JobSupervisor:
         self.position = 0
         self.ready = asyncio.Event()
         self._submit_lock = asyncio.Lock()
-        self._reap_countdown = 0
+        self._clock = clock
+        now = clock()
+        self._next_health_check_at = now + HEALTH_CHECK_INTERVAL_S
+        self._next_reap_at = now + ORPHAN_REAP_INTERVAL_S
 
     # --- the service -----------------------------------------------------------------------
 
@@ -244,14 +253,15 @@ class JobSupervisor:
     async def _watch_runs(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            self._reap_countdown -= 1
-            if self._reap_countdown % 10 == 5:  # health check of the owned processes, every ~5 s
+            if self._clock() >= self._next_health_check_at:
+                self._next_health_check_at = self._clock() + HEALTH_CHECK_INTERVAL_S
                 await self._check_engine()
             running = [j for j in self.tracked.values() if j.status == "running" and j.run_id]
-            if not running and self._reap_countdown % 10 == 0:
-                # Ray leaves agents behind when a simulation ends; reap them while no run is live.
-                await asyncio.to_thread(self.engine.reap_orphans)
             if not running:
+                if self._clock() >= self._next_reap_at:
+                    # Ray leaves agents behind when a simulation ends; reap them while no run is live.
+                    self._next_reap_at = self._clock() + ORPHAN_REAP_INTERVAL_S
+                    await asyncio.to_thread(self.engine.reap_orphans)
                 continue
             try:
                 runs = await asyncio.to_thread(self.control.list_runs)
@@ -264,7 +274,10 @@ class JobSupervisor:
                     await self._finish(job, c.FailJob(reason=f"Flower run {job.run_id} disappeared from the SuperLink"))
                 elif run.finished:
                     await self._on_run_finished(job, run)
-                    self._reap_countdown = 4
+                    self._reap_soon()
+
+    def _reap_soon(self) -> None:
+        self._next_reap_at = self._clock() + REAP_AFTER_RUN_END_S
 
     async def _check_engine(self) -> None:
         try:
@@ -315,7 +328,7 @@ class JobSupervisor:
         try:
             await asyncio.to_thread(self.control.stop_run, run_id)
             log.info("stopped Flower run %s", run_id)
-            self._reap_countdown = 6
+            self._reap_soon()
         except Exception as exc:  # already finished, or the SuperLink is gone
             log.info("stopping Flower run %s: %s", run_id, exc)
 
