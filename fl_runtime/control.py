@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flwr.cli.build import build_fab_from_disk
 from flwr.cli.config_utils import load_and_validate
@@ -77,6 +77,16 @@ class RunInfo:
     @property
     def finished(self) -> bool:
         return self.status.startswith("finished")
+
+
+class RunControl(Protocol):
+    """What the supervisor needs of a SuperLink: submit, list and stop runs (blocking calls)."""
+
+    def start_run(self, run_config: dict[str, Scalar], simulation: Simulation | None = None) -> str: ...
+
+    def list_runs(self) -> dict[str, RunInfo]: ...
+
+    def stop_run(self, run_id: str) -> None: ...
 
 
 class FlowerControl:
