@@ -2,6 +2,16 @@
 
 It speaks the same protobuf-over-HTTP API as `flwr run` / `flwr ls` / `flwr stop`, without a CLI
 process (about 1.2 s each) per call. Calls are blocking; the supervisor runs them in a thread.
+
+Why Flower internals, and why only here: flwr 1.42 has no public, supported Python client for
+the Control API. Its documented Python API is the app side (`flwr.app`, `flwr.serverapp`,
+`flwr.clientapp`, `flwr.simulation`); runs are submitted, listed and stopped only through the
+`flwr` CLI, and a CLI process per call (about 1.2 s) is too slow for a supervisor that polls the
+run list every 0.5 s. So this module uses what the CLI itself uses (`ControlHttpClient`, the
+`control_pb2` requests, FAB building, config serde). flwr is pinned (`flwr==1.42.0`) because these
+are not a stable API; the real-SuperLink tests in tests/fl_runtime cover every call. This is the
+only module of fl_runtime that imports Flower's control internals: the rest of the runtime speaks
+`FlowerControl`, `RunInfo` and `Simulation` (plain data).
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flwr.cli.build import build_fab_from_disk
 from flwr.cli.config_utils import load_and_validate
@@ -27,6 +37,33 @@ Scalar = bool | int | float | str
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """Per-run settings of the simulation engine (the simulated SuperNodes and Ray)."""
+
+    num_supernodes: int
+    ray_num_cpus: int
+    cpus_per_client: int = 1
+    gpus_per_client: float = 0.0
+    ray_num_gpus: int = 0
+    ray_logging_level: str = "ERROR"
+    ray_log_to_driver: bool = False
+    verbose: bool = False
+
+    def to_proto(self) -> SimulationConfig:
+        return SimulationConfig(
+            num_supernodes=self.num_supernodes,
+            client_resources_num_cpus=self.cpus_per_client,
+            client_resources_num_gpus=self.gpus_per_client,
+            backend="ray",
+            init_args_num_cpus=self.ray_num_cpus,
+            init_args_num_gpus=self.ray_num_gpus,
+            init_args_logging_level=self.ray_logging_level,
+            init_args_log_to_driver=self.ray_log_to_driver,
+            verbose=self.verbose,
+        )
+
+
+@dataclass(frozen=True)
 class RunInfo:
     run_id: str
     status: str  # "pending" | "starting" | "running" | "finished:completed|stopped|failed"
@@ -40,6 +77,16 @@ class RunInfo:
     @property
     def finished(self) -> bool:
         return self.status.startswith("finished")
+
+
+class RunControl(Protocol):
+    """What the supervisor needs of a SuperLink: submit, list and stop runs (blocking calls)."""
+
+    def start_run(self, run_config: dict[str, Scalar], simulation: Simulation | None = None) -> str: ...
+
+    def list_runs(self) -> dict[str, RunInfo]: ...
+
+    def stop_run(self, run_id: str) -> None: ...
 
 
 class FlowerControl:
@@ -59,12 +106,12 @@ class FlowerControl:
         fab_bytes = build_fab_from_disk(self.app_dir)
         return Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
 
-    def start_run(self, run_config: dict[str, Scalar], simulation: SimulationConfig | None = None) -> str:
+    def start_run(self, run_config: dict[str, Scalar], simulation: Simulation | None = None) -> str:
         request = StartRunRequest(
             fab=fab_to_proto(self._fab),
             override_config=user_config_to_proto(dict(run_config)),
             federation="",
-            override_federation_config=simulation,
+            override_federation_config=simulation.to_proto() if simulation is not None else None,
             app_spec="",
         )
         response = self._client.StartRun(request)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
-from flwr.proto.federation_config_pb2 import SimulationConfig
 
+from fl_runtime.control import Simulation
 from fl_runtime.processes import ManagedProcess, free_port, owned_pids
 
 log = logging.getLogger(__name__)
@@ -180,22 +180,11 @@ class FlowerEngine:
                 proc.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
         return superlink_restarted
 
-    def simulation_config(self, num_clients: int) -> SimulationConfig | None:
+    def simulation_config(self, num_clients: int) -> Simulation | None:
         """Per-run federation settings: the simulated SuperNodes (simulation mode only)."""
         if self.mode != "simulation":
             return None
-        cpus = os.cpu_count() or 1
-        return SimulationConfig(
-            num_supernodes=num_clients,
-            client_resources_num_cpus=1,
-            client_resources_num_gpus=0.0,
-            backend="ray",
-            init_args_num_cpus=cpus,
-            init_args_num_gpus=0,
-            init_args_logging_level="ERROR",
-            init_args_log_to_driver=False,
-            verbose=False,
-        )
+        return Simulation(num_supernodes=num_clients, ray_num_cpus=os.cpu_count() or 1)
 
     def owned_pids(self) -> list[int]:
         """Every live process the engine started, with all descendants (incl. Ray's), also after stop()."""

@@ -1,8 +1,8 @@
 """Child processes the platform owns: own process group, health-checked, killed with the platform.
 
 Every process starts in a new session so its whole tree can be signalled; `stop()` terminates
-the group and every process carrying its owner marker (found through /proc), and an atexit hook stops whatever is
-still running when the interpreter exits.
+the group and every process carrying its owner marker (found with psutil, by environment), and
+an atexit hook stops whatever is still running when the interpreter exits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+HEALTH_PROBE_INTERVAL_S = 0.2
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -36,40 +40,29 @@ def free_port(host: str = "127.0.0.1", avoid: frozenset[int] = frozenset({8000})
 OWNER_ENV = "FLP_PROCESS_OWNER"
 
 
-def owned_pids(owner: str) -> list[int]:
-    """Live processes whose environment carries `FLP_PROCESS_OWNER=<owner>`.
+def owned_processes(owner: str) -> list[psutil.Process]:
+    """Live (not zombie) processes whose environment carries `FLP_PROCESS_OWNER=<owner>`.
 
     Children inherit the marker even when they start their own session (Ray does), so this finds
     every process of a tree, also after its parent died.
     """
-    needle = f"{OWNER_ENV}={owner}".encode()
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and pid_alive(int(entry.name)):
-            found.append(int(entry.name))
+    me = os.getpid()
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["environ", "status"]):  # unreadable fields come back as None
+        environ = proc.info["environ"] or {}
+        if proc.pid != me and environ.get(OWNER_ENV) == owner and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
     return found
 
 
-def parent_pid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
+def owned_pids(owner: str) -> list[int]:
+    return [int(proc.pid) for proc in owned_processes(owner)]
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc.send_signal(sig)
 
 
 class ManagedProcess:
@@ -122,47 +115,53 @@ class ManagedProcess:
         """Every live process of this tree (by owner marker), including orphaned descendants."""
         return owned_pids(self.owner)
 
+    def _descendants(self) -> set[int]:
+        """Pids still below the root process (none once the root has exited)."""
+        if self.proc is None or not self.running():
+            return set()
+        try:
+            return {int(child.pid) for child in psutil.Process(self.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
+
     def reap_orphans(self) -> list[int]:
-        """Kill processes of this tree that lost their parent chain to the root process.
+        """Kill processes of this tree that are no longer descendants of the root process.
 
         Ray leaves its agents (DashboardAgent, RuntimeEnvAgent) running when the simulation
         process that started it exits; they carry the owner marker, so they are found here.
         """
         if self.proc is None:
             return []
-        pids = set(self.tree())
-        orphans = []
-        for pid in pids - {self.proc.pid}:
-            chain: set[int] = set()
-            cur: int | None = pid
-            while cur is not None and cur not in (0, 1, self.proc.pid) and cur not in chain:
-                chain.add(cur)
-                cur = parent_pid(cur)
-            if cur != self.proc.pid:
-                orphans.append(pid)
-        for pid in orphans:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        return orphans
+        below_root = self._descendants()
+        orphans = [p for p in owned_processes(self.owner) if p.pid != self.proc.pid and p.pid not in below_root]
+        _signal_all(orphans, signal.SIGKILL)
+        return [int(p.pid) for p in orphans]
 
     def wait_healthy(self, check: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Probe until `check()` passes; fail at once if the process exits, or after `timeout_s`."""
+
+        def probe() -> bool:
             if not self.running():
                 raise RuntimeError(
                     f"{self.name} exited with {self.proc.returncode if self.proc else '?'}; see {self.log_file}"
                 )
-            if check():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not healthy within {timeout_s:g}s; see {self.log_file}")
+            return check()
+
+        poll = Retrying(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(HEALTH_PROBE_INTERVAL_S),
+            retry=retry_if_result(lambda healthy: not healthy),
+            reraise=True,  # an exit is raised as is, not retried
+        )
+        try:
+            poll(probe)
+        except RetryError:
+            raise TimeoutError(f"{self.name} not healthy within {timeout_s:g}s; see {self.log_file}") from None
 
     def stop(self, grace_s: float = 5.0) -> None:
         if self.proc is None:
             return
-        for pid in self.tree():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
+        _signal_all(owned_processes(self.owner), signal.SIGTERM)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -172,9 +171,7 @@ class ManagedProcess:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        for pid in self.tree():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _signal_all(owned_processes(self.owner), signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
 

@@ -15,8 +15,9 @@ from domain.commands import JobCommand
 from domain.training_job import JobState
 from fl_runtime.control import FlowerControl
 from fl_runtime.engine import EngineConfig, FlowerEngine
-from fl_runtime.supervisor import Checkpoints, JobSupervisor, mark_lost_runs
+from fl_runtime.supervisor import JobSupervisor, mark_lost_runs
 from persistence.ports import EventStore
+from projections.ports import ReadModelStore
 
 
 class FlowerRuntime:
@@ -25,7 +26,7 @@ class FlowerRuntime:
         settings: Settings,
         store: EventStore,
         jobs: CommandHandler[JobCommand, JobState],
-        checkpoints: Checkpoints,
+        read_models: ReadModelStore,
         token_for: Callable[[str], str | None] | None = None,
     ) -> None:
         if settings.flower_mode == "off":
@@ -33,7 +34,7 @@ class FlowerRuntime:
         self.settings = settings
         self.store = store
         self.jobs = jobs
-        self.checkpoints = checkpoints
+        self.read_models = read_models
         self.engine = FlowerEngine(
             EngineConfig(
                 mode=settings.flower_mode,
@@ -67,7 +68,7 @@ class FlowerRuntime:
             self.supervisor = JobSupervisor(
                 self.store,
                 self.jobs,
-                self.checkpoints,
+                self.read_models,
                 self.engine,
                 self.control,
                 self.public_url,

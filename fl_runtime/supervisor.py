@@ -1,74 +1,72 @@
 """The job supervisor: a process manager between flp's events and Flower runs.
 
-Fed from the store's global feed (own checkpoint `flower_supervisor`):
-- `JobCreated` (runtime "flower") -> submit a Flower run, then `MarkJobStarted(run_id)`;
-- the job's last `RoundCompleted` -> `CompleteJob` (with the latest metrics and model hash);
-- the run's status, polled through the Control API -> `FailJob` when it fails, is stopped
-  outside flp or ends before all rounds are recorded (and `CompleteJob` as a fallback);
-- `JobCancelled` -> stop the Flower run.
+Every open job of runtime "flower" is tracked as the decider's own `JobState`, folded with
+`domain.training_job.evolve` from the store's global feed, and what to do is decided from it:
+- pending -> submit a Flower run (or adopt the job's run, see below), then `MarkJobStarted(run_id)`;
+- running with its last round recorded -> `CompleteJob` (with the latest metrics and model hash);
+- running, the run's status polled through the Control API -> `FailJob` when the run fails, is
+  stopped outside flp, disappears or ends before all rounds are recorded (`CompleteJob` as a
+  fallback when it ends after the last round);
+- cancelled -> stop the job's runs; the job stays tracked until none of them is unfinished;
+- completed / failed -> no longer tracked.
 
-Restart safety: on start it replays the job streams (state only), then reconciles with Flower's
-run list, matching runs to jobs by the `job-id` in their run config. Runs the engine found
-unfinished when it (re)started its own SuperLink died with the previous platform process: their
-jobs fail with that reason. A job with a run is never
-submitted again (a crash between submit and `MarkJobStarted` is healed by adopting the run), a
-running job is tracked again, a run of a cancelled job is stopped and a job whose run is gone
-fails. Submissions are serialised, so two triggers for one job cannot race to two runs.
+Checkpoint: the read-model store holds one document (projection and checkpoint
+`flower_supervisor`) with the ids of the tracked jobs and the feed position they are true at,
+written together with the checkpoint in one conditional commit. On start it reads them, scans
+only the events after that position for newly created flower jobs, loads each job's current
+state at its stream head through the command handler, reconciles with Flower's run list, and
+follows the feed from where the scan ended. Without the document (a first start, or a
+checkpoint written before the document existed) it scans from 0.
+
+Restart safety: reconciliation matches runs to jobs by the `job-id` in their run config. Runs
+the engine found unfinished when it (re)started its own SuperLink died with the previous platform
+process: their jobs fail with that reason. A job with a run is never submitted again (a crash
+between submit and `MarkJobStarted` is healed by adopting the run), a running job is tracked
+again and completes if its last round is recorded, a run of a cancelled job is stopped and a job
+whose run is gone fails. Submissions are serialised, so two triggers for one job cannot race to
+two runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from commands.handlers import CommandContext, CommandHandler
 from domain import commands as c
 from domain import events as e
 from domain.commands import JobCommand
 from domain.errors import DomainError
-from domain.training_job import JobState
-from fl_runtime.control import FlowerControl, RunInfo
+from domain.training_job import INITIAL, JobState, evolve
+from fl_runtime.control import RunControl, RunInfo
 from fl_runtime.engine import FlowerEngine
 from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
 from persistence.ports import EventStore
 from persistence.records import RecordedEvent, UndecodableEvent
+from projections.ports import ReadModelStore
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "flower_supervisor"
-RELEVANT = frozenset(
-    cls.type for cls in (e.JobCreated, e.JobStarted, e.RoundCompleted, e.JobCompleted, e.JobFailed, e.JobCancelled)
-)
+CHECKPOINT = "flower_supervisor"  # the read-model projection (one document) and its checkpoint
+OPEN_JOBS = "open_jobs"  # the document: {"job_ids": [...], "position": n}
+SCAN_BATCH = 2000
+COMMIT_ATTEMPTS = 3
 ACTOR = "flower-supervisor"
 
-
-class Checkpoints(Protocol):
-    async def get_checkpoint(self, name: str) -> int: ...
-
-    async def set_checkpoint(self, name: str, position: int) -> None: ...
-
-
-@dataclass
-class Tracked:
-    job_id: str
-    config: e.JobConfig
-    status: str = "pending"
-    run_id: str | None = None
-    rounds_done: int = 0
-
-    @property
-    def all_rounds_recorded(self) -> bool:
-        return self.rounds_done >= self.config.rounds
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in e.TERMINAL_STATUSES
+HEALTH_CHECK_INTERVAL_S = 5.0  # owned Flower processes: restart what died
+ORPHAN_REAP_INTERVAL_S = 5.0  # while no run is live: kill Ray agents left behind by finished runs
+REAP_AFTER_RUN_END_S = 2.0  # a run's Ray agents are orphaned shortly after it ends or is stopped
+STOP_RETRY_INTERVAL_S = 5.0  # a cancelled job's run that is still unfinished: ask again
 
 
-async def mark_lost_runs(control: FlowerControl, engine: FlowerEngine) -> set[str]:
+def all_rounds_recorded(state: JobState) -> bool:
+    return state.config is not None and state.round >= state.config.rounds
+
+
+async def mark_lost_runs(control: RunControl, engine: FlowerEngine) -> set[str]:
     """After our SuperLink (re)started on its saved state, runs it lists as unfinished have no
     processes any more: remember them as lost and stop them."""
     runs = await asyncio.to_thread(control.list_runs)
@@ -87,99 +85,180 @@ class JobSupervisor:
         self,
         store: EventStore,
         jobs: CommandHandler[JobCommand, JobState],
-        checkpoints: Checkpoints,
+        read_models: ReadModelStore,
         engine: FlowerEngine,
-        control: FlowerControl,
+        control: RunControl,
         public_url: str,
         reply_timeout_s: float,
         token_for: Callable[[str], str | None] | None = None,
         poll_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.jobs = jobs
-        self.checkpoints = checkpoints
+        self.read_models = read_models
         self.engine = engine
         self.control = control
         self.public_url = public_url.rstrip("/")
         self.reply_timeout_s = reply_timeout_s
         self.token_for = token_for
         self.poll_interval_s = poll_interval_s
-        self.tracked: dict[str, Tracked] = {}
-        self.position = 0
+        self._clock = clock
+        self.tracked: dict[str, JobState] = {}
+        self._versions: dict[str, int] = {}  # stream version each tracked state is folded to
+        self.position = 0  # the feed is folded into `tracked` up to here
+        self.restored_from = 0  # where the start-up scan began (the stored document's position)
+        self.scanned = 0  # events the start-up scan read
         self.ready = asyncio.Event()
+        self._checkpoint = 0  # the stored checkpoint, as last read or written
+        self._saved: tuple[int, list[str]] | None = None
         self._submit_lock = asyncio.Lock()
-        self._reap_countdown = 0
+        now = clock()
+        self._next_health_check_at = now + HEALTH_CHECK_INTERVAL_S
+        self._next_reap_at = now + ORPHAN_REAP_INTERVAL_S
+        self._next_stop_at: dict[str, float] = {}
 
     # --- the service -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Replay, reconcile with Flower, then follow the feed and watch runs until cancelled."""
-        head = await self._replay()
+        """Restore from the checkpoint, reconcile with Flower, then follow the feed and watch runs."""
+        head = await self._restore()
         await self._reconcile()
-        await self.checkpoints.set_checkpoint(CHECKPOINT, head)
+        await self._save()
         self.ready.set()
         watcher = asyncio.create_task(self._watch_runs(), name="flower-run-watcher")
         try:
             async for batch in self.store.subscribe(head):
                 for recorded in batch:
-                    await self._on_event(recorded, act=True)
+                    await self._on_event(recorded)
                 self.position = batch[-1].position
-                await self.checkpoints.set_checkpoint(CHECKPOINT, self.position)
+                await self._save()
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
-    async def _replay(self) -> int:
-        checkpoint = await self.checkpoints.get_checkpoint(CHECKPOINT)
-        position = 0
-        while batch := await self.store.read_all(position, 2000):
+    async def _restore(self) -> int:
+        """The tracked jobs as of the head: the stored open jobs, plus flower jobs created after
+        the stored position, each loaded at its stream head."""
+        self._checkpoint = await self.read_models.get_checkpoint(CHECKPOINT)
+        job_ids, position = _open_jobs(await self.read_models.get(CHECKPOINT, OPEN_JOBS))
+        if job_ids is None:
+            log.info("supervisor: no open-jobs document (checkpoint %s); scanning from 0", self._checkpoint)
+            job_ids, position = set(), 0
+        self.restored_from = position
+        while batch := await self.store.read_all(position, SCAN_BATCH):
+            self.scanned += len(batch)
             for recorded in batch:
-                await self._on_event(recorded, act=False)
+                if (event := _created_flower_job(recorded)) is not None:
+                    job_ids.add(event.job_id)
             position = batch[-1].position
-        log.info("supervisor replayed to %s (checkpoint was %s)", position, checkpoint)
+        for job_id in sorted(job_ids):
+            await self._refresh(job_id, track=True)
         self.position = position
+        log.info(
+            "supervisor restored %s open jobs: scanned %s events after position %s, head %s",
+            len(self.tracked),
+            self.scanned,
+            self.restored_from,
+            position,
+        )
         return position
+
+    async def _save(self) -> None:
+        """Commit the tracked job ids with the position they are true at (a superset is safe:
+        a job that ended meanwhile is dropped when loaded)."""
+        job_ids = sorted(self.tracked)
+        if self._saved == (self.position, job_ids):
+            return
+        doc: dict[str, Any] = {"job_ids": job_ids, "position": self.position}
+        for _ in range(COMMIT_ATTEMPTS):
+            changes = {OPEN_JOBS: (self.position, doc)}
+            if await self.read_models.commit(CHECKPOINT, changes, self._checkpoint, self.position):
+                self._checkpoint, self._saved = self.position, (self.position, job_ids)
+                return
+            # Another writer moved the checkpoint (the previous supervisor's last commit landing
+            # late): our document is complete as of our position, so write it over theirs.
+            self._checkpoint = await self.read_models.get_checkpoint(CHECKPOINT)
+        log.warning("supervisor: checkpoint %s keeps moving under us; saving later", CHECKPOINT)
 
     # --- events ----------------------------------------------------------------------------
 
-    async def _on_event(self, recorded: RecordedEvent, *, act: bool) -> None:
-        if not recorded.stream_id.startswith("job-") or recorded.type not in RELEVANT:
+    async def _on_event(self, recorded: RecordedEvent) -> None:
+        if not recorded.stream_id.startswith("job-"):
+            return
+        job_id = recorded.stream_id.removeprefix("job-")
+        state = self.tracked.get(job_id)
+        if state is None:
+            if (created := _created_flower_job(recorded)) is not None:
+                self._track(job_id, recorded.version, evolve(INITIAL, created))
+                await self._act(job_id, recorded.event_id)
+            return
+        version = self._versions[job_id]
+        if recorded.version <= version:  # folded already (loaded at the stream head, or our own command)
+            return
+        if recorded.version == version + 1:
+            try:
+                event = recorded.to_event()
+            except UndecodableEvent as exc:  # the job's stream is faulted: nothing can be decided on it
+                log.error("supervisor: %s; job stream no longer followed", exc)
+                self._forget(job_id)
+                return
+            self._track(job_id, recorded.version, evolve(state, event))
+        else:  # a gap in what we folded: take the stream head
+            await self._refresh(job_id)
+        await self._act(job_id, recorded.event_id)
+
+    async def _act(self, job_id: str, causation: str | None = None) -> None:
+        """What the job's current state asks of the supervisor."""
+        state = self.tracked.get(job_id)
+        if state is None:
+            return
+        if state.status == "pending":
+            await self._ensure_run(job_id, causation)
+        elif state.status == "running" and all_rounds_recorded(state):
+            # The outcome is fixed once the last round is recorded: complete now rather than
+            # after Flower's teardown (Ray shutdown takes seconds).
+            await self._complete(job_id)
+        elif state.status == "cancelled":
+            await self._stop_runs_of(job_id)
+        else:
+            self._settle(job_id)
+
+    # --- tracked state ---------------------------------------------------------------------
+
+    def _track(self, job_id: str, version: int, state: JobState) -> None:
+        self.tracked[job_id] = state
+        self._versions[job_id] = version
+
+    def _forget(self, job_id: str) -> None:
+        self.tracked.pop(job_id, None)
+        self._versions.pop(job_id, None)
+        self._next_stop_at.pop(job_id, None)
+
+    def _settle(self, job_id: str) -> None:
+        """Stop tracking a job that needs nothing more (cancelled ones wait for their runs to end)."""
+        state = self.tracked.get(job_id)
+        if state is not None and state.is_terminal and state.status != "cancelled":
+            self._forget(job_id)
+
+    async def _refresh(self, job_id: str, *, track: bool = False) -> None:
+        """Take the job's state at its stream head (through the command handler). `track`: start
+        tracking it if it is a flower job that is open (or cancelled: its runs may need a stop)."""
+        if not track and job_id not in self.tracked:
             return
         try:
-            event = recorded.to_event()
-        except UndecodableEvent as exc:  # the job's stream is faulted: nothing can be decided on it
+            version, state = await self.jobs.load(job_id)
+        except UndecodableEvent as exc:
             log.error("supervisor: %s; job stream no longer followed", exc)
-            self.tracked.pop(recorded.stream_id.removeprefix("job-"), None)
+            self._forget(job_id)
             return
-        if isinstance(event, e.JobCreated):
-            if event.config.runtime != "flower":
+        if track:
+            flower = state.config is not None and state.config.runtime == "flower"
+            if not flower or state.status in ("completed", "failed"):
                 return
-            self.tracked[event.job_id] = Tracked(event.job_id, event.config)
-            if act:
-                await self._ensure_run(self.tracked[event.job_id], recorded.event_id)
-            return
-        job = self.tracked.get(getattr(event, "job_id", ""))
-        if job is None:
-            return
-        match event:
-            case e.JobStarted(run_id=run_id):
-                job.status, job.run_id = "running", run_id
-            case e.RoundCompleted(round=round_no):
-                job.rounds_done = max(job.rounds_done, round_no)
-                if act and job.all_rounds_recorded and not job.terminal:
-                    # The outcome is fixed once the last round is recorded: complete now rather
-                    # than after Flower's teardown (Ray shutdown takes seconds).
-                    await self._complete(job)
-            case e.JobCompleted():
-                job.status = "completed"
-            case e.JobFailed():
-                job.status = "failed"
-            case e.JobCancelled():
-                job.status = "cancelled"
-                if act and job.run_id is not None:
-                    await self._stop_run(job.run_id)
-        if job.terminal and (act or job.status != "cancelled"):
-            self.tracked.pop(job.job_id, None)
+        elif job_id not in self.tracked or version < self._versions[job_id]:
+            return  # forgotten meanwhile, or the feed got further while we read
+        self._track(job_id, version, state)
 
     # --- reconciliation --------------------------------------------------------------------
 
@@ -189,82 +268,103 @@ class JobSupervisor:
         for run in runs.values():
             if run.job_id:
                 by_job.setdefault(run.job_id, []).append(run)
-        for job in list(self.tracked.values()):
-            job_runs = by_job.get(job.job_id, [])
+        for job_id in list(self.tracked):
+            await self._refresh(job_id)
+            state = self.tracked.get(job_id)
+            if state is None:
+                continue
+            job_runs = by_job.get(job_id, [])
             lost = [r.run_id for r in job_runs if r.run_id in self.engine.lost_runs]
-            if lost and job.status in ("pending", "running") and not job.all_rounds_recorded:
+            if lost and state.status in ("pending", "running") and not all_rounds_recorded(state):
                 reason = f"the platform restarted while Flower run {lost[0]} was running; the run was lost"
-                await self._finish(job, c.FailJob(reason=reason))
-            elif job.status == "cancelled":
-                for run in job_runs:
-                    if not run.finished:
-                        await self._stop_run(run.run_id)
-                self.tracked.pop(job.job_id, None)
-            elif job.status == "pending":
-                await self._ensure_run(job, None, runs)
-            elif job.status == "running" and job.all_rounds_recorded:
-                await self._complete(job)
-            elif job.status == "running" and job.run_id not in runs:
-                await self._execute(job, c.FailJob(reason=f"Flower run {job.run_id} is unknown to the SuperLink"))
+                await self._finish(job_id, c.FailJob(reason=reason))
+            elif state.status == "cancelled":
+                await self._stop_runs_of(job_id, runs)
+            elif state.status == "pending":
+                await self._ensure_run(job_id, None, runs)
+            elif state.status == "running" and all_rounds_recorded(state):
+                await self._complete(job_id)
+            elif state.status == "running" and state.run_id not in runs:
+                reason = f"Flower run {state.run_id} is unknown to the SuperLink"
+                await self._finish(job_id, c.FailJob(reason=reason))
+            else:
+                self._settle(job_id)
 
-    async def _ensure_run(self, job: Tracked, causation: str | None, runs: dict[str, RunInfo] | None = None) -> None:
+    async def _ensure_run(self, job_id: str, causation: str | None, runs: dict[str, RunInfo] | None = None) -> None:
         """Exactly one Flower run per job: adopt an existing one, else submit."""
         async with self._submit_lock:
+            state = self.tracked.get(job_id)
+            if state is None or state.status != "pending" or state.config is None:
+                return  # decided while we waited for the lock
+            config = state.config
             if runs is None:
                 runs = await asyncio.to_thread(self.control.list_runs)
-            existing = sorted((r for r in runs.values() if r.job_id == job.job_id), key=lambda r: r.finished)
+            existing = sorted((r for r in runs.values() if r.job_id == job_id), key=lambda r: r.finished)
+            failure: str | None = None
             if existing:
                 run_id = existing[0].run_id
-                log.info("job %s: adopting Flower run %s", job.job_id, run_id)
+                log.info("job %s: adopting Flower run %s", job_id, run_id)
             else:
                 try:
-                    token = self.token_for(job.job_id) if self.token_for else None
-                    run_config = run_config_for(job.job_id, job.config, self.public_url, self.reply_timeout_s, token)
-                    simulation = self.engine.simulation_config(job.config.num_clients)
+                    token = self.token_for(job_id) if self.token_for else None
+                    run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token)
+                    simulation = self.engine.simulation_config(config.num_clients)
                     run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)
+                    log.info("job %s: submitted Flower run %s", job_id, run_id)
                 except UnsupportedHyperparameter as exc:
-                    await self._execute(job, c.FailJob(reason=str(exc)), causation)
-                    return
+                    failure = str(exc)
                 except Exception as exc:  # the SuperLink refused or is unreachable
-                    log.exception("job %s: submitting the Flower run failed", job.job_id)
-                    await self._execute(job, c.FailJob(reason=f"submitting the Flower run failed: {exc}"), causation)
-                    return
-                log.info("job %s: submitted Flower run %s", job.job_id, run_id)
-            job.run_id = run_id
-            if not await self._execute(job, c.MarkJobStarted(run_id=run_id), causation):
-                _, state = await self.jobs.load(job.job_id)
-                if state.is_terminal:  # cancelled while we submitted
+                    log.exception("job %s: submitting the Flower run failed", job_id)
+                    failure = f"submitting the Flower run failed: {exc}"
+            if failure is not None:
+                await self._execute(job_id, c.FailJob(reason=failure), causation)
+            elif not await self._execute(job_id, c.MarkJobStarted(run_id=run_id), causation):
+                _, current = await self.jobs.load(job_id)  # tracked or not: the feed may have forgotten it
+                if current.is_terminal:  # cancelled (or ended) while we submitted
                     await self._stop_run(run_id)
-                    self.tracked.pop(job.job_id, None)
-            else:
-                job.status = "running"
+            await self._refresh(job_id)
+            self._settle(job_id)
 
     # --- run status ------------------------------------------------------------------------
 
     async def _watch_runs(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            self._reap_countdown -= 1
-            if self._reap_countdown % 10 == 5:  # health check of the owned processes, every ~5 s
+            if self._clock() >= self._next_health_check_at:
+                self._next_health_check_at = self._clock() + HEALTH_CHECK_INTERVAL_S
                 await self._check_engine()
-            running = [j for j in self.tracked.values() if j.status == "running" and j.run_id]
-            if not running and self._reap_countdown % 10 == 0:
-                # Ray leaves agents behind when a simulation ends; reap them while no run is live.
-                await asyncio.to_thread(self.engine.reap_orphans)
-            if not running:
+            watched = {
+                job_id: state
+                for job_id, state in self.tracked.items()
+                if state.status == "cancelled" or (state.status == "running" and state.run_id)
+            }
+            if not watched:
+                if self._clock() >= self._next_reap_at:
+                    # Ray leaves agents behind when a simulation ends; reap them while no run is live.
+                    self._next_reap_at = self._clock() + ORPHAN_REAP_INTERVAL_S
+                    await asyncio.to_thread(self.engine.reap_orphans)
                 continue
             try:
                 runs = await asyncio.to_thread(self.control.list_runs)
             except Exception:
                 log.warning("listing Flower runs failed; retrying", exc_info=True)
                 continue
-            for job in running:
-                run = runs.get(job.run_id or "")
+            for job_id, state in watched.items():
+                if job_id not in self.tracked:
+                    continue  # decided meanwhile
+                if state.status == "cancelled":
+                    await self._stop_runs_of(job_id, runs)
+                    continue
+                run = runs.get(state.run_id or "")
                 if run is None:
-                    await self._finish(job, c.FailJob(reason=f"Flower run {job.run_id} disappeared from the SuperLink"))
+                    reason = f"Flower run {state.run_id} disappeared from the SuperLink"
+                    await self._finish(job_id, c.FailJob(reason=reason))
                 elif run.finished:
-                    await self._on_run_finished(job, run)
-                    self._reap_countdown = 4
+                    await self._on_run_finished(job_id, run)
+                    self._reap_soon()
+
+    def _reap_soon(self) -> None:
+        self._next_reap_at = self._clock() + REAP_AFTER_RUN_END_S
 
     async def _check_engine(self) -> None:
         try:
@@ -277,55 +377,101 @@ class JobSupervisor:
             log.warning("the SuperLink restarted; lost runs: %s", sorted(lost))
             await self._reconcile()
 
-    async def _on_run_finished(self, job: Tracked, run: RunInfo) -> None:
-        _, state = await self.jobs.load(job.job_id)
-        if state.is_terminal:
-            self.tracked.pop(job.job_id, None)
+    async def _on_run_finished(self, job_id: str, run: RunInfo) -> None:
+        await self._refresh(job_id)  # the ServerApp's last report may not have reached the feed yet
+        state = self.tracked.get(job_id)
+        if state is None or state.status != "running" or state.config is None:
+            self._settle(job_id)
             return
+        rounds = state.config.rounds
         if run.status == "finished:completed":
-            if state.round >= job.config.rounds:
-                await self._complete(job)
+            if all_rounds_recorded(state):
+                await self._complete(job_id)
                 return
             command: JobCommand = c.FailJob(
-                reason=f"Flower run {run.run_id} ended after {state.round} of {job.config.rounds} rounds"
+                reason=f"Flower run {run.run_id} ended after {state.round} of {rounds} rounds"
             )
         elif run.status == "finished:stopped":
             command = c.FailJob(reason=f"Flower run {run.run_id} was stopped outside flp")
         else:
             detail = f": {run.details}" if run.details else ""
             command = c.FailJob(reason=f"Flower run {run.run_id} {run.status}{detail}"[:2000])
-        await self._finish(job, command)
+        await self._finish(job_id, command)
 
-    async def _complete(self, job: Tracked) -> None:
-        _, state = await self.jobs.load(job.job_id)
-        if state.is_terminal:
-            self.tracked.pop(job.job_id, None)
+    async def _complete(self, job_id: str) -> None:
+        state = self.tracked.get(job_id)
+        if state is None:
             return
-        await self._finish(
-            job, c.CompleteJob(final_metrics=dict(state.latest_metrics), model_sha256=state.model_sha256)
-        )
+        command = c.CompleteJob(final_metrics=dict(state.latest_metrics), model_sha256=state.model_sha256)
+        await self._finish(job_id, command)
 
-    async def _finish(self, job: Tracked, command: JobCommand) -> None:
-        await self._execute(job, command, idempotency_key=f"job-{job.job_id}-run-{job.run_id}-end")
-        self.tracked.pop(job.job_id, None)
+    async def _finish(self, job_id: str, command: JobCommand) -> None:
+        state = self.tracked.get(job_id)
+        run_id = state.run_id if state is not None else None
+        await self._execute(job_id, command, idempotency_key=f"job-{job_id}-run-{run_id}-end")
+        await self._refresh(job_id)
+        self._settle(job_id)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    async def _stop_runs_of(self, job_id: str, runs: dict[str, RunInfo] | None = None) -> None:
+        """Stop every unfinished run of a cancelled job; forget the job once there is none."""
+        if runs is None:
+            try:
+                runs = await asyncio.to_thread(self.control.list_runs)
+            except Exception:
+                log.warning("listing Flower runs failed; the watcher retries", exc_info=True)
+                return
+        unfinished = [r.run_id for r in runs.values() if r.job_id == job_id and not r.finished]
+        if not unfinished:
+            self._forget(job_id)
+            return
+        if self._clock() < self._next_stop_at.get(job_id, 0.0):
+            return  # asked recently; the run list will show it stopped
+        self._next_stop_at[job_id] = self._clock() + STOP_RETRY_INTERVAL_S
+        for run_id in unfinished:
+            await self._stop_run(run_id)
 
     async def _stop_run(self, run_id: str) -> None:
         try:
             await asyncio.to_thread(self.control.stop_run, run_id)
             log.info("stopped Flower run %s", run_id)
-            self._reap_countdown = 6
+            self._reap_soon()
         except Exception as exc:  # already finished, or the SuperLink is gone
             log.info("stopping Flower run %s: %s", run_id, exc)
 
     async def _execute(
-        self, job: Tracked, command: JobCommand, causation: str | None = None, idempotency_key: str | None = None
+        self, job_id: str, command: JobCommand, causation: str | None = None, idempotency_key: str | None = None
     ) -> bool:
-        ctx = CommandContext(actor=ACTOR, correlation_id=f"job-{job.job_id}", causation_id=causation)
+        ctx = CommandContext(actor=ACTOR, correlation_id=f"job-{job_id}", causation_id=causation)
         try:
-            await self.jobs.execute(job.job_id, command, ctx, idempotency_key=idempotency_key)
+            await self.jobs.execute(job_id, command, ctx, idempotency_key=idempotency_key)
         except DomainError as exc:
-            log.info("job %s: %s refused: %s", job.job_id, type(command).__name__, exc.message)
+            log.info("job %s: %s refused: %s", job_id, type(command).__name__, exc.message)
             return False
         return True
+
+
+def _open_jobs(doc: dict[str, Any] | None) -> tuple[set[str] | None, int]:
+    """(job ids, position) from the stored document; (None, 0) when absent or not as written."""
+    if doc is None:
+        return None, 0
+    job_ids, position = doc.get("job_ids"), doc.get("position")
+    if not isinstance(job_ids, list) or not all(isinstance(j, str) for j in job_ids) or not isinstance(position, int):
+        log.warning("supervisor: ignoring a malformed %s document", OPEN_JOBS)
+        return None, 0
+    return set(job_ids), position
+
+
+def _created_flower_job(recorded: RecordedEvent) -> e.JobCreated | None:
+    """The `JobCreated` of a flower job, decoded; None for anything else."""
+    if recorded.type != e.JobCreated.type or not recorded.stream_id.startswith("job-"):
+        return None
+    try:
+        event = recorded.to_event()
+    except UndecodableEvent as exc:  # the job's stream is faulted: nothing can be decided on it
+        log.error("supervisor: %s; job stream not followed", exc)
+        return None
+    if isinstance(event, e.JobCreated) and event.config.runtime == "flower":
+        return event
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import httpx
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
 sys.path.insert(0, str(APP_DIR))
 
 from flp_flower import data, model, strategies  # noqa: E402
+from flp_flower.reporter import PlatformReporter, ReportRejected  # noqa: E402
 from flp_flower.settings import RunSettings  # noqa: E402
 
 
@@ -87,3 +89,44 @@ def test_run_config_maps_the_job_and_checks_hyperparameters() -> None:
         run_config_for("j", config.model_copy(update={"hyperparameters": {"seed": 3}}), "u", 1.0)
     with pytest.raises(UnsupportedHyperparameter):
         run_config_for("j", config.model_copy(update={"hyperparameters": {"lr": "fast"}}), "u", 1.0)
+
+
+def _reporter(answers: list[int | Exception], retries: int) -> tuple[PlatformReporter, list[float], list[str]]:
+    """A reporter against a scripted platform: each request gets the next status (or error)."""
+    sleeps: list[float] = []
+    seen: list[str] = []
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Idempotency-Key", ""))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer, json={})
+
+    transport = httpx.MockTransport(platform)
+    return PlatformReporter("http://flp", "j1", retries=retries, transport=transport, sleep=sleeps.append), sleeps, seen
+
+
+def test_reports_are_retried_with_backoff_until_accepted() -> None:
+    reporter, sleeps, seen = _reporter([httpx.ConnectError("down"), 503, 429, 200], retries=4)
+    reporter.post_round(3, {"round": 3})
+    assert seen == ["job-j1-round-3"] * 4  # the same idempotency key on every attempt
+    assert sleeps == [0.2, 0.4, 0.8]
+
+
+def test_report_retries_bound_the_attempts_and_cap_the_backoff() -> None:
+    reporter, sleeps, _ = _reporter([503] * 8, retries=8)
+    with pytest.raises(ReportRejected, match="503"):
+        reporter.post_round(1, {})
+    assert sleeps == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]  # 8 attempts, 7 waits
+    reporter, sleeps, _ = _reporter([httpx.ConnectError("down")] * 2, retries=2)
+    with pytest.raises(httpx.ConnectError):
+        reporter.fail_job("x")
+    assert sleeps == [0.2]
+
+
+def test_a_refusal_is_not_retried() -> None:
+    reporter, sleeps, seen = _reporter([409, 200], retries=5)
+    with pytest.raises(ReportRejected, match="409"):
+        reporter.put_artifact("ab" * 32, b"x")
+    assert (seen, sleeps) == ([""], [])

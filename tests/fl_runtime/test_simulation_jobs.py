@@ -181,6 +181,7 @@ async def test_supervisor_restart_mid_job_keeps_exactly_one_run(sim_platform: Pl
     await sim_platform.wait_for_event(job_id, "JobStarted")
     fresh = await sim_platform.runtime.restart_supervisor()
     assert job_id in fresh.tracked and fresh.tracked[job_id].status == "running"
+    assert fresh.restored_from > 0, "the fresh supervisor starts from the checkpoint, not from 0"
     detail = await sim_platform.wait_terminal(job_id)
     assert detail["status"] == "completed"
     control = sim_platform.runtime.control

@@ -2,15 +2,19 @@
 
 The model bytes go first (`PUT /artifacts/{sha256}`), then the round (`POST /jobs/{id}/rounds`
 with `Idempotency-Key: job-<id>-round-<n>`), so an event never references a missing artifact.
+Transport errors and transient statuses (`RETRYABLE_STATUS`) are retried with exponential
+backoff (tenacity): `retries` attempts in all (the run config's `report-retries`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 log = logging.getLogger("flp_flower.reporter")
 
@@ -21,34 +25,55 @@ class ReportRejected(RuntimeError):
     """The platform refused a report for good (4xx): e.g. the job was cancelled."""
 
 
+class _TransientStatus(ReportRejected):
+    """A retryable status; still a rejection when it is the last attempt's answer."""
+
+
+def _log_retry(state: RetryCallState) -> None:
+    method, url = state.args[:2]
+    exc = state.outcome.exception() if state.outcome is not None else None
+    log.warning("%s %s failed (attempt %s: %s); retrying", method, url, state.attempt_number, exc)
+
+
 class PlatformReporter:
-    def __init__(self, base_url: str, job_id: str, token: str = "", retries: int = 5, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        job_id: str,
+        token: str = "",
+        retries: int = 5,
+        timeout_s: float = 10.0,
+        *,
+        backoff_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s)
+        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, transport=transport)
         self.job_id = job_id
-        self.retries = max(retries, 1)
+        self.retries = max(retries, 1)  # attempts in all, the first one included
+        self._retrying = Retrying(
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential(multiplier=backoff_s, max=max_backoff_s),  # 0.2, 0.4, 0.8 ... 5 s
+            retry=retry_if_exception_type((httpx.TransportError, _TransientStatus)),
+            before_sleep=_log_retry,
+            sleep=sleep,
+            reraise=True,  # the last attempt's own error: a TransportError or a ReportRejected
+        )
 
     def close(self) -> None:
         self._client.close()
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        delay = 0.2
-        for attempt in range(1, self.retries + 1):
-            try:
-                response = self._client.request(method, url, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise
-                log.warning("%s %s failed (%s); retrying", method, url, exc)
-            else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code not in RETRYABLE_STATUS or attempt == self.retries:
-                    raise ReportRejected(f"{method} {url} -> {response.status_code}: {response.text[:500]}")
-                log.warning("%s %s -> %s; retrying", method, url, response.status_code)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retrying(self._attempt, method, url, **kwargs)
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._client.request(method, url, **kwargs)
+        if response.status_code < 400:
+            return response
+        rejected = _TransientStatus if response.status_code in RETRYABLE_STATUS else ReportRejected
+        raise rejected(f"{method} {url} -> {response.status_code}: {response.text[:500]}")
 
     def put_artifact(self, sha256: str, data: bytes) -> None:
         self._send(

@@ -15,6 +15,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from flp_flower.round_log import RoundLog, error_name
 from flp_flower.settings import RunSettings
@@ -22,6 +23,7 @@ from flp_flower.settings import RunSettings
 PARTITION_KEY = "partition-id"
 WEIGHT_KEY = "num-examples"
 MIN_NODE_WAIT_S = 60.0  # nodes may take a while to connect (simulation: Ray start-up)
+NODE_POLL_S = 0.5
 
 
 class NotEnoughClients(RuntimeError):
@@ -64,12 +66,18 @@ def _scalar_record(record: MetricRecord | None) -> dict[str, float]:
 
 def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> None:
     """Flower's sampler waits forever for nodes; give up after the job's reply timeout."""
-    deadline = time.monotonic() + timeout_s
-    while len(list(grid.get_node_ids())) < needed:
-        if time.monotonic() > deadline:
-            connected = len(list(grid.get_node_ids()))
-            raise NotEnoughClients(f"only {connected} of the {needed} nodes needed connected within {timeout_s:g}s")
-        time.sleep(0.5)
+    poll = Retrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(NODE_POLL_S),
+        retry=retry_if_result(lambda connected: connected < needed),
+    )
+    try:
+        poll(lambda: len(list(grid.get_node_ids())))
+    except RetryError as exc:
+        connected = exc.last_attempt.result()
+        raise NotEnoughClients(
+            f"only {connected} of the {needed} nodes needed connected within {timeout_s:g}s"
+        ) from None
 
 
 class RecordingFedAvg(FedAvg):
