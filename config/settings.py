@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 3600
     jwt_leeway_seconds: int = 30
     auth_enabled: bool = True
+    auth_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a user/API key change made by another process may take to apply"
+    )
     token: SecretStr | None = Field(default=None, description="FLP_TOKEN: the bearer token the CLI sends")
 
     # audit

@@ -16,6 +16,7 @@ from api.auth.passwords import generate_password, hash_password, verify_password
 from api.auth.principal import Principal, Role
 from api.auth.ratelimit import RateLimiter
 from api.auth.tokens import InvalidToken, SigningKeys, decode_token, issue_token, signing_keys
+from api.auth.user_cache import CachedUserStore
 from config.settings import Settings
 from persistence.ports import ApiKeyRecord, UserRecord, UserStore
 
@@ -38,7 +39,7 @@ def secret_digest(secret: str) -> str:
 class AuthService:
     def __init__(self, settings: Settings, users: UserStore, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
-        self.users = users
+        self.users: UserStore = CachedUserStore(users, settings.auth_cache_seconds)
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage)
         self._keys: SigningKeys | None = None
 

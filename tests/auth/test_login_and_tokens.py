@@ -190,3 +190,28 @@ def test_clock_skew_is_tolerated_within_the_leeway(tmp_path: Path) -> None:
 def test_short_jwt_secrets_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 32"):
         issue_token(Settings(data_dir=tmp_path, jwt_secret="short"), "a", [Role.VIEWER])
+
+
+async def test_a_user_removed_by_another_process_loses_access_within_the_cache_delay(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    """The guard remembers users for FLP_AUTH_CACHE_SECONDS; a removal through another process's
+    store (another replica, a CLI) takes effect within that delay, not at once."""
+    from adapters.sqlite_users import SqliteUserStore
+    from api.auth.user_cache import CachedUserStore
+
+    cache = container.auth.users
+    assert isinstance(cache, CachedUserStore) and cache.ttl_s == container.settings.auth_cache_seconds > 0
+    now = [1000.0]
+    cache.clock = lambda: now[0]
+    await api.post("/users", json={"name": "ola", "roles": ["viewer"], "password": "viewer password 2"})
+    token = (await login(api, "ola", "viewer password 2")).json()["access_token"]
+    assert (await api.get("/jobs", headers=bearer(token))).status_code == 200  # now remembered
+    other = await SqliteUserStore(container.settings.data_dir / "users.db").open()
+    try:
+        assert await other.delete_user("ola")
+    finally:
+        await other.close()
+    assert (await api.get("/jobs", headers=bearer(token))).status_code == 200  # within the delay
+    now[0] += cache.ttl_s + 0.1
+    assert (await api.get("/jobs", headers=bearer(token))).status_code == 401  # the delay has passed
