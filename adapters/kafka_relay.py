@@ -64,13 +64,13 @@ class RelayConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RelayConfig:
-        """Topic from FLP_KAFKA_TOPIC; partitions / replication factor from FLP_KAFKA_PARTITIONS /
-        FLP_KAFKA_REPLICATION_FACTOR once Settings has those fields (defaults otherwise)."""
-        values: dict[str, Any] = {"topic": settings.kafka_topic}
-        for field in ("partitions", "replication_factor"):
-            value = getattr(settings, f"kafka_{field}", None)
-            if value is not None:
-                values[field] = int(value)
+        """Topic, partitions and replication factor from FLP_KAFKA_TOPIC, FLP_KAFKA_PARTITIONS and
+        FLP_KAFKA_REPLICATION_FACTOR; `overrides` replace any field."""
+        values: dict[str, Any] = {
+            "topic": settings.kafka_topic,
+            "partitions": settings.kafka_partitions,
+            "replication_factor": settings.kafka_replication_factor,
+        }
         values.update(overrides)
         return cls(**values)
 
