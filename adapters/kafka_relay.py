@@ -31,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from adapters.kafka_cloudevents import DEFAULT_SOURCE, message_headers, message_value
+from adapters.kafka_cloudevents import DEFAULT_SOURCE, MessageMapper
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
 from adapters.kafka_topic import ensure_topic
 from config.settings import Settings
@@ -100,6 +100,7 @@ class KafkaRelay:
         self.events_sent = 0
         self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
         self._keys: dict[str, tuple[int, bytes]] = {}  # stream id -> (partition, key bytes)
+        self._messages = MessageMapper(self.config.source)
         self._stopping = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -311,7 +312,7 @@ class KafkaRelay:
         builders: dict[int, Any] = {}
         counts: dict[int, int] = {}
         taken = 0
-        source = self.config.source
+        messages = self._messages
         for event in events:
             partition, key = self._key(event.stream_id)
             builder = builders.get(partition)
@@ -319,7 +320,7 @@ class KafkaRelay:
                 builder = builders[partition] = producer.create_batch()
                 counts[partition] = 0
             appended = builder.append(
-                key=key, value=message_value(event, source), timestamp=None, headers=message_headers(event)
+                key=key, value=messages.value(event), timestamp=None, headers=messages.headers(event)
             )
             if appended is None:  # this partition's batch is full: the round ends here
                 if counts[partition] == 0:
