@@ -2,19 +2,21 @@
 
 How it keeps its promises
 - Never a second write: it reads `store.subscribe(checkpoint)` and publishes what is stored.
-- Per-key order: key = stream id, partition = murmur2(key) % `partitions` (the Java client's
-  default partitioner, with a fixed partition count so a key never moves). Events go out in
-  *rounds*: at most one record batch per partition, all sent together, all awaited. A round
-  never starts before the previous one was acknowledged, so a partition can never hold a later
-  event whose predecessor failed.
+- Per-key order: key = stream id, partition = aiokafka's `DefaultPartitioner` (murmur2, the
+  Java client's default) over a fixed partition count (`partitions`, not the topic's current
+  one), so a key never moves. Events go out in *rounds*: at most one record batch per
+  partition, all sent together, all awaited. A round never starts before the previous one was
+  acknowledged, so a partition can never hold a later event whose predecessor failed.
 - Nothing lost: the checkpoint (`kafka_relay` in the read-model store) moves only after every
   batch of a round was acknowledged with acks=all. Any failure (broker down, stalled, timed
   out, replaced) ends the session; the relay backs off, reconnects and re-sends from the
   checkpoint. Duplicates are possible and expected; consumers dedupe by position.
 - A broker that lost acknowledged messages (a fresh, empty broker on the same address) shows
-  as a partition offset going backwards, or as a connection re-established in the middle of a
-  round; either way the round is not confirmed and is re-sent from the checkpoint, so every
-  event not yet checkpointed ends up on the new broker's topic.
+  as a partition offset going backwards. A round that wrote to a partition that was empty
+  before (whose offset cannot show that) is confirmed only once the topic's end offsets show
+  every batch of the round is still there, so a round half acknowledged by a broker that was
+  replaced in its middle is caught too. Either way the round is not confirmed and is re-sent
+  from the checkpoint, so every event not yet checkpointed ends up on the new broker's topic.
 - The producer is not idempotent (tansu rejects InitProducerId; dedupe is the consumer's job).
 """
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 
 from adapters.kafka_cloudevents import DEFAULT_SOURCE, MessageMapper
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
@@ -100,6 +102,8 @@ class KafkaRelay:
         self.events_sent = 0
         self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
         self._keys: dict[str, tuple[int, bytes]] = {}  # stream id -> (partition, key bytes)
+        self._partitioner = DefaultPartitioner()
+        self._partitions = list(range(self.config.partitions))  # fixed: a key never moves
         self._messages = MessageMapper(self.config.source)
         self._stopping = asyncio.Event()
         self._changed = asyncio.Condition()
@@ -195,9 +199,18 @@ class KafkaRelay:
             retry_backoff_ms=100,
         )
 
+    def _offsets_reader(self) -> AIOKafkaConsumer:
+        """A consumer that never subscribes: only the topic's end offsets, on their own connection."""
+        return AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            request_timeout_ms=self.config.request_timeout_ms,
+        )
+
     async def _session(self) -> None:
         self.state = "connecting"
         producer = self._producer()
+        offsets = self._offsets_reader()
         try:
             await producer.start()
             if self.config.create_topic:
@@ -209,20 +222,24 @@ class KafkaRelay:
                     self.config.request_timeout_ms,
                 )
             await self._check_partitions(producer)
-            await self._learn_log_end()
+            await offsets.start()
+            await self._learn_log_end(offsets)
             position = await self.checkpoint()
             self.published_position = position
             self.state = "running"
             feed = self.store.subscribe(position, self.config.read_batch)
             try:
-                await self._pump(producer, feed)
+                await self._pump(producer, offsets, feed)
             finally:
                 await feed.aclose()  # type: ignore[attr-defined]
         finally:
             # Every round is awaited before the next starts, so nothing is pending here
             # except after cancellation; bound the flush so a dead broker cannot hang us.
+            timeout_s = self.config.request_timeout_ms / 1000
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), self.config.request_timeout_ms / 1000)
+                await asyncio.wait_for(producer.stop(), timeout_s)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(offsets.stop(), timeout_s)
 
     async def _check_partitions(self, producer: AIOKafkaProducer) -> None:
         available = await producer.partitions_for(self.config.topic)
@@ -233,21 +250,12 @@ class KafkaRelay:
                 f"configured for {self.config.partitions} (keys must not move between partitions)"
             )
 
-    async def _learn_log_end(self) -> None:
+    async def _learn_log_end(self, offsets: AIOKafkaConsumer) -> None:
         """Seed the per-partition offsets we expect, so a broker that comes back empty in the
         middle of the next round is noticed (its offsets go back) even for partitions this
         process has not written yet."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            enable_auto_commit=False,
-            request_timeout_ms=self.config.request_timeout_ms,
-        )
-        try:
-            await consumer.start()
-            tps = [TopicPartition(self.config.topic, p) for p in range(self.config.partitions)]
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
+        tps = [TopicPartition(self.config.topic, p) for p in self._partitions]
+        ends: dict[TopicPartition, int] = await offsets.end_offsets(tps)
         for tp, end in ends.items():
             known = self._log_end.get(tp.partition)
             if known is not None and end < known:
@@ -262,7 +270,9 @@ class KafkaRelay:
                 )
             self._log_end[tp.partition] = end
 
-    async def _pump(self, producer: AIOKafkaProducer, feed: AsyncIterator[list[RecordedEvent]]) -> None:
+    async def _pump(
+        self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer, feed: AsyncIterator[list[RecordedEvent]]
+    ) -> None:
         pending: list[RecordedEvent] = []
         next_batch: asyncio.Task[list[RecordedEvent]] | None = None
         stop_wait = asyncio.create_task(self._stopping.wait())
@@ -281,7 +291,7 @@ class KafkaRelay:
                 # read the next store batch while this round is on the wire
                 if next_batch is None:
                     next_batch = asyncio.create_task(_next(feed))
-                done, pending = await self._round(producer, pending)
+                done, pending = await self._round(producer, offsets, pending)
                 # checkpoint writes are sequential and overlap the next round, never run ahead of acks
                 if saving is not None:
                     await saving
@@ -295,18 +305,20 @@ class KafkaRelay:
             if saving is not None:
                 await saving  # a failed write surfaces here: the session ends and re-sends
 
-    def _key(self, stream_id: str) -> tuple[int, bytes]:
-        found = self._keys.get(stream_id)
+    def _key(self, event: RecordedEvent) -> tuple[int, bytes]:
+        """(partition, key bytes) of an event's stream, cached: murmur2 in Python is not free."""
+        found = self._keys.get(event.stream_id)
         if found is None:
-            key = stream_id.encode()
-            found = ((murmur2(key) & 0x7FFFFFFF) % self.config.partitions, key)
+            key = self._messages.key(event)
+            partition: int = self._partitioner(key, self._partitions, self._partitions)
+            found = (partition, key)
             if len(self._keys) > 100_000:
                 self._keys.clear()
-            self._keys[stream_id] = found
+            self._keys[event.stream_id] = found
         return found
 
     async def _round(
-        self, producer: AIOKafkaProducer, events: list[RecordedEvent]
+        self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer, events: list[RecordedEvent]
     ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
         """Publish a prefix of `events` (one batch per partition); (acknowledged, the rest)."""
         builders: dict[int, Any] = {}
@@ -314,7 +326,7 @@ class KafkaRelay:
         taken = 0
         messages = self._messages
         for event in events:
-            partition, key = self._key(event.stream_id)
+            partition, key = self._key(event)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
@@ -328,7 +340,6 @@ class KafkaRelay:
                 break
             counts[partition] += 1
             taken += 1
-        connections = _live_connections(producer)
         futures: dict[int, asyncio.Future[Any]] = {}
         for partition, builder in builders.items():
             builder.close()
@@ -337,6 +348,8 @@ class KafkaRelay:
         results = await asyncio.gather(*futures.values(), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         regressed: list[str] = []
+        base_offsets: dict[int, int] = {}
+        unproven = False  # a batch whose offset cannot show it went where the earlier ones are
         for (partition, _), result in zip(futures.items(), results, strict=True):
             if isinstance(result, BaseException):
                 self._log_end.pop(partition, None)
@@ -344,15 +357,15 @@ class KafkaRelay:
             expected = self._log_end.get(partition)
             if expected is not None and result.offset < expected:
                 regressed.append(f"{partition}: {expected} -> {result.offset}")
+            unproven = unproven or not expected
+            base_offsets[partition] = result.offset
             self._log_end[partition] = result.offset + counts[partition]
         if errors:
             raise RelayError(f"{len(errors)} of {len(futures)} batches failed: {errors[0]!r}")
         if regressed:
             raise RelayError(f"broker lost acknowledged messages (offsets went back: {', '.join(regressed)})")
-        if not _still_connected(producer, connections):
-            # some batches may have been acknowledged by a broker that is gone (and, if it kept
-            # nothing, lost them) while others went to its successor: confirm nothing, re-send
-            raise RelayError("the broker connection was re-established during the round")
+        if unproven:
+            await self._confirm_still_there(offsets, base_offsets)
         done = events[:taken]
         self.head_position = max(self.head_position, events[-1].position)
         self.rounds += 1
@@ -360,6 +373,22 @@ class KafkaRelay:
         if self.on_published is not None:
             self.on_published(done)  # acknowledged; the checkpoint write follows
         return done, events[taken:]
+
+    async def _confirm_still_there(self, offsets: AIOKafkaConsumer, base_offsets: dict[int, int]) -> None:
+        """A batch written to a partition that was empty got offset 0 from whichever broker took
+        it: the old one, or a fresh one that replaced it in the middle of the round, while the
+        other batches were acknowledged by the old one (and are gone with it). Confirm the round
+        only if the broker serving the topic now holds every batch of it; this costs one
+        ListOffsets request, only for rounds that wrote to an empty partition."""
+        topic = self.config.topic
+        ends: dict[TopicPartition, int] = await offsets.end_offsets([TopicPartition(topic, p) for p in base_offsets])
+        missing = [
+            f"{p}: batch at {offset}, log ends at {ends.get(TopicPartition(topic, p), 0)}"
+            for p, offset in base_offsets.items()
+            if ends.get(TopicPartition(topic, p), 0) <= offset
+        ]
+        if missing:
+            raise RelayError(f"acknowledged batches are not on the broker any more ({', '.join(missing)})")
 
     async def _save_checkpoint(self, position: int) -> None:
         await self.checkpoints.set_checkpoint(self.config.checkpoint_name, position)
@@ -369,17 +398,3 @@ class KafkaRelay:
 
 async def _next(feed: AsyncIterator[list[RecordedEvent]]) -> list[RecordedEvent]:
     return await anext(feed)
-
-
-def _live_connections(producer: AIOKafkaProducer) -> dict[Any, Any]:
-    """The producer's open broker connections (aiokafka internals, read defensively: if they
-    change shape, this check is skipped and the offset check remains)."""
-    conns = getattr(producer.client, "_conns", None)
-    if not isinstance(conns, dict):
-        return {}
-    return {key: conn for key, conn in conns.items() if getattr(conn, "connected", lambda: False)()}
-
-
-def _still_connected(producer: AIOKafkaProducer, before: dict[Any, Any]) -> bool:
-    after = _live_connections(producer)
-    return all(after.get(key) is conn for key, conn in before.items())
