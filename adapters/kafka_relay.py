@@ -9,8 +9,9 @@ How it keeps its promises
   acknowledged, so a partition can never hold a later event whose predecessor failed.
 - Nothing lost: the checkpoint (`kafka_relay` in the read-model store) moves only after every
   batch of a round was acknowledged with acks=all. Any failure (broker down, stalled, timed
-  out, replaced) ends the session; the relay backs off, reconnects and re-sends from the
-  checkpoint. Duplicates are possible and expected; consumers dedupe by position.
+  out, replaced) ends the session; the relay backs off (tenacity: exponential with jitter,
+  interrupted by `stop()`), reconnects and re-sends from the checkpoint. Duplicates are
+  possible and expected; consumers dedupe by position.
 - A broker that lost acknowledged messages (a fresh, empty broker on the same address) shows
   as a partition offset going backwards. A round that wrote to a partition that was empty
   before (whose offset cannot show that) is confirmed only once the topic's end offsets show
@@ -25,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from adapters.kafka_cloudevents import DEFAULT_SOURCE, MessageMapper
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
@@ -60,6 +61,8 @@ class RelayConfig:
     read_batch: int = 5000  # events read from the store at a time
     max_batch_bytes: int = 512 * 1024  # per partition per round (Kafka's default cap is 1 MB)
     request_timeout_ms: int = 10_000  # a round not acknowledged by then fails and is re-sent
+    # waits after failures: backoff_initial_s * 2**(n-1) plus up to backoff_initial_s of jitter,
+    # at most backoff_max_s (tenacity's wait_exponential_jitter)
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
     create_topic: bool = True
@@ -111,28 +114,13 @@ class KafkaRelay:
     # --- service API -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Publish forever: reconnect with exponential backoff (and jitter) after any failure."""
+        """Publish until `stop()`: after any failure, back off and reconnect (never skip)."""
         self._stopping.clear()
-        backoff = self.config.backoff_initial_s
         with contextlib.suppress(Exception):  # for info() before the first session connects
             self.published_position = await self.checkpoint()
         monitor = asyncio.create_task(self._watch_head(), name="kafka-relay-head")
         try:
-            while not self._stopping.is_set():
-                try:
-                    await self._session()
-                    backoff = self.config.backoff_initial_s
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # broker, network or store trouble: retry, never skip
-                    self.failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self.state = "retrying"
-                    await self._notify()
-                    log.warning("kafka relay: %s; retrying in %.1fs", self.last_error, backoff)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), backoff * random.uniform(0.8, 1.2))
-                    backoff = min(backoff * 2, self.config.backoff_max_s)
+            await self._reconnecting()(self._session_unless_stopping)
         finally:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +168,44 @@ class KafkaRelay:
         }
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _reconnecting(self) -> AsyncRetrying:
+        """Sessions until one returns (only when stopping): broker, network or store trouble is
+        retried forever, cancellation is not; `stop()` cuts a wait short and ends the retries."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(
+                multiplier=self.config.backoff_initial_s,
+                max=self.config.backoff_max_s,
+                jitter=self.config.backoff_initial_s,
+            ),
+            stop=lambda _: self._stopping.is_set(),
+            sleep=self._pause,
+            after=self._failed,
+            before_sleep=self._log_retry,
+            retry_error_callback=lambda _: None,  # stopping after a failure: run() just returns
+        )
+
+    async def _session_unless_stopping(self) -> None:
+        if not self._stopping.is_set():  # stop() may have come during the wait before this attempt
+            await self._session()
+
+    async def _failed(self, attempt: RetryCallState) -> None:
+        """After every failed session (health shows it at once, tests can wait for it)."""
+        assert attempt.outcome is not None
+        exc = attempt.outcome.exception()
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.state = "retrying"
+        await self._notify()
+
+    def _log_retry(self, attempt: RetryCallState) -> None:
+        wait_s = attempt.next_action.sleep if attempt.next_action is not None else 0.0
+        log.warning("kafka relay: %s; retrying in %.1fs", self.last_error, wait_s)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _watch_head(self) -> None:
         while True:

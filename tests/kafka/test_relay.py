@@ -14,7 +14,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from adapters.kafka_cloudevents import decode_value, from_cloudevent
 from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_schemas import export_schemas
-from adapters.kafka_tansu import TansuBroker
+from adapters.kafka_tansu import TansuBroker, free_port
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from config.settings import Settings
@@ -264,3 +264,19 @@ async def test_first_writes_to_empty_partitions_are_confirmed_when_the_broker_ke
         await task
     assert (relay.failures, relay.rounds) == (0, 1)
     assert positions_on(address.broker) == {partition_a: [1], partition_b: [2]}
+
+
+async def test_stop_cuts_the_backoff_short_and_health_shows_the_failure(
+    tmp_path: Path, store: SqliteEventStore, read_models: SqliteReadModelStore
+) -> None:
+    """Nothing listens on the address: every session fails at once; with a 60 s backoff, stop()
+    must still end run() right away, and info() names the failure meanwhile."""
+    settings = Settings(data_dir=tmp_path / "flp", kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    relay = KafkaRelay(store, read_models, settings, RelayConfig(partitions=PARTITIONS, backoff_initial_s=60.0))
+    task = asyncio.create_task(relay.run())
+    await relay.wait_for(lambda r: r.failures >= 1, timeout_s=20)
+    info = relay.info()
+    assert (info["state"], info["failures"]) == ("retrying", 1) and "KafkaConnectionError" in (info["last_error"] or "")
+    await relay.stop()
+    await asyncio.wait_for(task, 5)
+    assert (relay.state, relay.failures) == ("stopped", 1)  # no second attempt after stop()
