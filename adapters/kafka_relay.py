@@ -98,10 +98,12 @@ class KafkaRelay:
         self.on_published = on_published  # called with each acknowledged round (bench, tests)
         self.state = "idle"
         self.published_position: int | None = None  # last checkpointed position
+        self.acknowledged_position: int | None = None  # last position the broker acknowledged
         self.head_position = 0  # store head as last seen
         self.failures = 0
         self.last_error: str | None = None
-        self.rounds = 0
+        self.rounds = 0  # rounds acknowledged
+        self.rounds_sent = 0  # rounds put on the wire, acknowledged or not (tests wait on it)
         self.events_sent = 0
         self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
         self._keys: dict[str, tuple[int, bytes]] = {}  # stream id -> (partition, key bytes)
@@ -132,7 +134,8 @@ class KafkaRelay:
         self._stopping.set()
 
     async def wait_for(self, predicate: Callable[[KafkaRelay], bool], timeout_s: float = 30.0) -> None:
-        """Block until `predicate(relay)` holds; re-checked after every round and failure."""
+        """Block until `predicate(relay)` holds; re-checked when a round is sent, after every
+        acknowledged round's checkpoint and after every failure."""
         async with asyncio.timeout(timeout_s), self._changed:
             await self._changed.wait_for(lambda: predicate(self))
 
@@ -366,6 +369,8 @@ class KafkaRelay:
                 break
             counts[partition] += 1
             taken += 1
+        self.rounds_sent += 1
+        await self._notify()
         futures: dict[int, asyncio.Future[Any]] = {}
         for partition, builder in builders.items():
             builder.close()
@@ -393,6 +398,7 @@ class KafkaRelay:
         if unproven:
             await self._confirm_still_there(offsets, base_offsets)
         done = events[:taken]
+        self.acknowledged_position = done[-1].position
         self.head_position = max(self.head_position, events[-1].position)
         self.rounds += 1
         self.events_sent += taken
