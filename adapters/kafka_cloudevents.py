@@ -85,21 +85,58 @@ def message_value(event: RecordedEvent, source: str = DEFAULT_SOURCE) -> bytes:
 
 
 _CONTENT_TYPE = (CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())
-_PLAIN_HEADERS: Headers = [_CONTENT_TYPE]
-_traced_headers: dict[str, Headers] = {}  # events of one command share a traceparent
 
 
 def message_headers(event: RecordedEvent) -> Headers:
-    """Kafka headers of an event's message (shared lists: callers must not modify them)."""
+    """Kafka headers of an event's message (a new list on every call)."""
+    traceparent = _traceparent(event)
+    if traceparent is None:
+        return [_CONTENT_TYPE]
+    return [_CONTENT_TYPE, (TRACEPARENT_HEADER, traceparent.encode())]
+
+
+def _traceparent(event: RecordedEvent) -> str | None:
     traceparent = event.metadata.get("traceparent")
-    if not isinstance(traceparent, str) or not traceparent:
-        return _PLAIN_HEADERS
-    headers = _traced_headers.get(traceparent)
-    if headers is None:
-        if len(_traced_headers) > 10_000:
-            _traced_headers.clear()
-        headers = _traced_headers[traceparent] = [_CONTENT_TYPE, (TRACEPARENT_HEADER, traceparent.encode())]
-    return headers
+    return traceparent if isinstance(traceparent, str) and traceparent else None
+
+
+class MessageMapper:
+    """Kafka key, value and headers of stored events, for one producer (the relay owns one).
+
+    The same messages as `message_key` / `message_value` / `message_headers`, but header lists
+    are reused: the events of one command share a traceparent, so a busy relay would otherwise
+    build the same list for every event. Reused lists are shared between messages (aiokafka
+    only reads them; callers must not modify them). At most `max_traceparents` are kept, the
+    oldest dropped first, so memory stays bounded however many commands pass."""
+
+    def __init__(self, source: str = DEFAULT_SOURCE, max_traceparents: int = 10_000) -> None:
+        if max_traceparents < 1:
+            raise ValueError("max_traceparents must be at least 1")
+        self.source = source
+        self._max_traceparents = max_traceparents
+        self._plain: Headers = [_CONTENT_TYPE]
+        self._traced: dict[str, Headers] = {}  # insertion order = age
+
+    @property
+    def cached_traceparents(self) -> int:
+        return len(self._traced)
+
+    def key(self, event: RecordedEvent) -> bytes:
+        return message_key(event)
+
+    def value(self, event: RecordedEvent) -> bytes:
+        return message_value(event, self.source)
+
+    def headers(self, event: RecordedEvent) -> Headers:
+        traceparent = _traceparent(event)
+        if traceparent is None:
+            return self._plain
+        headers = self._traced.get(traceparent)
+        if headers is None:
+            if len(self._traced) >= self._max_traceparents:
+                del self._traced[next(iter(self._traced))]
+            headers = self._traced[traceparent] = [_CONTENT_TYPE, (TRACEPARENT_HEADER, traceparent.encode())]
+        return headers
 
 
 def decode_value(value: bytes) -> dict[str, Any]:

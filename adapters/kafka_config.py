@@ -7,6 +7,7 @@ rejects InitProducerId, and consumers dedupe by position anyway.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
@@ -27,17 +28,19 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "security_protocol": protocol,
     }
     if protocol in ("SSL", "SASL_SSL"):
-        # system CAs by default; a private CA / client certificate once Settings has these fields
-        cafile = getattr(settings, "kafka_ssl_cafile", None)
-        certfile = getattr(settings, "kafka_ssl_certfile", None)
-        keyfile = getattr(settings, "kafka_ssl_keyfile", None)
+        # the system CAs unless FLP_KAFKA_SSL_CAFILE names a private CA; a client certificate
+        # (mutual TLS) with FLP_KAFKA_SSL_CERTFILE / FLP_KAFKA_SSL_KEYFILE
         options["ssl_context"] = create_ssl_context(
-            cafile=str(cafile) if cafile else None,
-            certfile=str(certfile) if certfile else None,
-            keyfile=str(keyfile) if keyfile else None,
+            cafile=_path(settings.kafka_ssl_cafile),
+            certfile=_path(settings.kafka_ssl_certfile),
+            keyfile=_path(settings.kafka_ssl_keyfile),
         )
     if protocol.startswith("SASL"):
         options["sasl_mechanism"] = (settings.kafka_sasl_mechanism or "PLAIN").upper()
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password
     return options
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path) if path is not None else None

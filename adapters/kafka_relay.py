@@ -2,19 +2,22 @@
 
 How it keeps its promises
 - Never a second write: it reads `store.subscribe(checkpoint)` and publishes what is stored.
-- Per-key order: key = stream id, partition = murmur2(key) % `partitions` (the Java client's
-  default partitioner, with a fixed partition count so a key never moves). Events go out in
-  *rounds*: at most one record batch per partition, all sent together, all awaited. A round
-  never starts before the previous one was acknowledged, so a partition can never hold a later
-  event whose predecessor failed.
+- Per-key order: key = stream id, partition = aiokafka's `DefaultPartitioner` (murmur2, the
+  Java client's default) over a fixed partition count (`partitions`, not the topic's current
+  one), so a key never moves. Events go out in *rounds*: at most one record batch per
+  partition, all sent together, all awaited. A round never starts before the previous one was
+  acknowledged, so a partition can never hold a later event whose predecessor failed.
 - Nothing lost: the checkpoint (`kafka_relay` in the read-model store) moves only after every
   batch of a round was acknowledged with acks=all. Any failure (broker down, stalled, timed
-  out, replaced) ends the session; the relay backs off, reconnects and re-sends from the
-  checkpoint. Duplicates are possible and expected; consumers dedupe by position.
+  out, replaced) ends the session; the relay backs off (tenacity: exponential with jitter,
+  interrupted by `stop()`), reconnects and re-sends from the checkpoint. Duplicates are
+  possible and expected; consumers dedupe by position.
 - A broker that lost acknowledged messages (a fresh, empty broker on the same address) shows
-  as a partition offset going backwards, or as a connection re-established in the middle of a
-  round; either way the round is not confirmed and is re-sent from the checkpoint, so every
-  event not yet checkpointed ends up on the new broker's topic.
+  as a partition offset going backwards. A round that wrote to a partition that was empty
+  before (whose offset cannot show that) is confirmed only once the topic's end offsets show
+  every batch of the round is still there, so a round half acknowledged by a broker that was
+  replaced in its middle is caught too. Either way the round is not confirmed and is re-sent
+  from the checkpoint, so every event not yet checkpointed ends up on the new broker's topic.
 - The producer is not idempotent (tansu rejects InitProducerId; dedupe is the consumer's job).
 """
 
@@ -23,15 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from adapters.kafka_cloudevents import DEFAULT_SOURCE, message_headers, message_value
+from adapters.kafka_cloudevents import DEFAULT_SOURCE, MessageMapper
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
 from adapters.kafka_topic import ensure_topic
 from config.settings import Settings
@@ -58,19 +61,21 @@ class RelayConfig:
     read_batch: int = 5000  # events read from the store at a time
     max_batch_bytes: int = 512 * 1024  # per partition per round (Kafka's default cap is 1 MB)
     request_timeout_ms: int = 10_000  # a round not acknowledged by then fails and is re-sent
+    # waits after failures: backoff_initial_s * 2**(n-1) plus up to backoff_initial_s of jitter,
+    # at most backoff_max_s (tenacity's wait_exponential_jitter)
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
     create_topic: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RelayConfig:
-        """Topic from FLP_KAFKA_TOPIC; partitions / replication factor from FLP_KAFKA_PARTITIONS /
-        FLP_KAFKA_REPLICATION_FACTOR once Settings has those fields (defaults otherwise)."""
-        values: dict[str, Any] = {"topic": settings.kafka_topic}
-        for field in ("partitions", "replication_factor"):
-            value = getattr(settings, f"kafka_{field}", None)
-            if value is not None:
-                values[field] = int(value)
+        """Topic, partitions and replication factor from FLP_KAFKA_TOPIC, FLP_KAFKA_PARTITIONS and
+        FLP_KAFKA_REPLICATION_FACTOR; `overrides` replace any field."""
+        values: dict[str, Any] = {
+            "topic": settings.kafka_topic,
+            "partitions": settings.kafka_partitions,
+            "replication_factor": settings.kafka_replication_factor,
+        }
         values.update(overrides)
         return cls(**values)
 
@@ -93,41 +98,31 @@ class KafkaRelay:
         self.on_published = on_published  # called with each acknowledged round (bench, tests)
         self.state = "idle"
         self.published_position: int | None = None  # last checkpointed position
+        self.acknowledged_position: int | None = None  # last position the broker acknowledged
         self.head_position = 0  # store head as last seen
         self.failures = 0
         self.last_error: str | None = None
-        self.rounds = 0
+        self.rounds = 0  # rounds acknowledged
+        self.rounds_sent = 0  # rounds put on the wire, acknowledged or not (tests wait on it)
         self.events_sent = 0
         self._log_end: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
         self._keys: dict[str, tuple[int, bytes]] = {}  # stream id -> (partition, key bytes)
+        self._partitioner = DefaultPartitioner()
+        self._partitions = list(range(self.config.partitions))  # fixed: a key never moves
+        self._messages = MessageMapper(self.config.source)
         self._stopping = asyncio.Event()
         self._changed = asyncio.Condition()
 
     # --- service API -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Publish forever: reconnect with exponential backoff (and jitter) after any failure."""
+        """Publish until `stop()`: after any failure, back off and reconnect (never skip)."""
         self._stopping.clear()
-        backoff = self.config.backoff_initial_s
         with contextlib.suppress(Exception):  # for info() before the first session connects
             self.published_position = await self.checkpoint()
         monitor = asyncio.create_task(self._watch_head(), name="kafka-relay-head")
         try:
-            while not self._stopping.is_set():
-                try:
-                    await self._session()
-                    backoff = self.config.backoff_initial_s
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # broker, network or store trouble: retry, never skip
-                    self.failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self.state = "retrying"
-                    await self._notify()
-                    log.warning("kafka relay: %s; retrying in %.1fs", self.last_error, backoff)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), backoff * random.uniform(0.8, 1.2))
-                    backoff = min(backoff * 2, self.config.backoff_max_s)
+            await self._reconnecting()(self._session_unless_stopping)
         finally:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -139,7 +134,8 @@ class KafkaRelay:
         self._stopping.set()
 
     async def wait_for(self, predicate: Callable[[KafkaRelay], bool], timeout_s: float = 30.0) -> None:
-        """Block until `predicate(relay)` holds; re-checked after every round and failure."""
+        """Block until `predicate(relay)` holds; re-checked when a round is sent, after every
+        acknowledged round's checkpoint and after every failure."""
         async with asyncio.timeout(timeout_s), self._changed:
             await self._changed.wait_for(lambda: predicate(self))
 
@@ -176,6 +172,44 @@ class KafkaRelay:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _reconnecting(self) -> AsyncRetrying:
+        """Sessions until one returns (only when stopping): broker, network or store trouble is
+        retried forever, cancellation is not; `stop()` cuts a wait short and ends the retries."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(
+                multiplier=self.config.backoff_initial_s,
+                max=self.config.backoff_max_s,
+                jitter=self.config.backoff_initial_s,
+            ),
+            stop=lambda _: self._stopping.is_set(),
+            sleep=self._pause,
+            after=self._failed,
+            before_sleep=self._log_retry,
+            retry_error_callback=lambda _: None,  # stopping after a failure: run() just returns
+        )
+
+    async def _session_unless_stopping(self) -> None:
+        if not self._stopping.is_set():  # stop() may have come during the wait before this attempt
+            await self._session()
+
+    async def _failed(self, attempt: RetryCallState) -> None:
+        """After every failed session (health shows it at once, tests can wait for it)."""
+        assert attempt.outcome is not None
+        exc = attempt.outcome.exception()
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.state = "retrying"
+        await self._notify()
+
+    def _log_retry(self, attempt: RetryCallState) -> None:
+        wait_s = attempt.next_action.sleep if attempt.next_action is not None else 0.0
+        log.warning("kafka relay: %s; retrying in %.1fs", self.last_error, wait_s)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _watch_head(self) -> None:
         while True:
             with contextlib.suppress(Exception):
@@ -194,9 +228,18 @@ class KafkaRelay:
             retry_backoff_ms=100,
         )
 
+    def _offsets_reader(self) -> AIOKafkaConsumer:
+        """A consumer that never subscribes: only the topic's end offsets, on their own connection."""
+        return AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            request_timeout_ms=self.config.request_timeout_ms,
+        )
+
     async def _session(self) -> None:
         self.state = "connecting"
         producer = self._producer()
+        offsets = self._offsets_reader()
         try:
             await producer.start()
             if self.config.create_topic:
@@ -208,20 +251,24 @@ class KafkaRelay:
                     self.config.request_timeout_ms,
                 )
             await self._check_partitions(producer)
-            await self._learn_log_end()
+            await offsets.start()
+            await self._learn_log_end(offsets)
             position = await self.checkpoint()
             self.published_position = position
             self.state = "running"
             feed = self.store.subscribe(position, self.config.read_batch)
             try:
-                await self._pump(producer, feed)
+                await self._pump(producer, offsets, feed)
             finally:
                 await feed.aclose()  # type: ignore[attr-defined]
         finally:
             # Every round is awaited before the next starts, so nothing is pending here
             # except after cancellation; bound the flush so a dead broker cannot hang us.
+            timeout_s = self.config.request_timeout_ms / 1000
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), self.config.request_timeout_ms / 1000)
+                await asyncio.wait_for(producer.stop(), timeout_s)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(offsets.stop(), timeout_s)
 
     async def _check_partitions(self, producer: AIOKafkaProducer) -> None:
         available = await producer.partitions_for(self.config.topic)
@@ -232,21 +279,12 @@ class KafkaRelay:
                 f"configured for {self.config.partitions} (keys must not move between partitions)"
             )
 
-    async def _learn_log_end(self) -> None:
+    async def _learn_log_end(self, offsets: AIOKafkaConsumer) -> None:
         """Seed the per-partition offsets we expect, so a broker that comes back empty in the
         middle of the next round is noticed (its offsets go back) even for partitions this
         process has not written yet."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            enable_auto_commit=False,
-            request_timeout_ms=self.config.request_timeout_ms,
-        )
-        try:
-            await consumer.start()
-            tps = [TopicPartition(self.config.topic, p) for p in range(self.config.partitions)]
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
+        tps = [TopicPartition(self.config.topic, p) for p in self._partitions]
+        ends: dict[TopicPartition, int] = await offsets.end_offsets(tps)
         for tp, end in ends.items():
             known = self._log_end.get(tp.partition)
             if known is not None and end < known:
@@ -261,7 +299,9 @@ class KafkaRelay:
                 )
             self._log_end[tp.partition] = end
 
-    async def _pump(self, producer: AIOKafkaProducer, feed: AsyncIterator[list[RecordedEvent]]) -> None:
+    async def _pump(
+        self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer, feed: AsyncIterator[list[RecordedEvent]]
+    ) -> None:
         pending: list[RecordedEvent] = []
         next_batch: asyncio.Task[list[RecordedEvent]] | None = None
         stop_wait = asyncio.create_task(self._stopping.wait())
@@ -280,7 +320,7 @@ class KafkaRelay:
                 # read the next store batch while this round is on the wire
                 if next_batch is None:
                     next_batch = asyncio.create_task(_next(feed))
-                done, pending = await self._round(producer, pending)
+                done, pending = await self._round(producer, offsets, pending)
                 # checkpoint writes are sequential and overlap the next round, never run ahead of acks
                 if saving is not None:
                     await saving
@@ -294,32 +334,34 @@ class KafkaRelay:
             if saving is not None:
                 await saving  # a failed write surfaces here: the session ends and re-sends
 
-    def _key(self, stream_id: str) -> tuple[int, bytes]:
-        found = self._keys.get(stream_id)
+    def _key(self, event: RecordedEvent) -> tuple[int, bytes]:
+        """(partition, key bytes) of an event's stream, cached: murmur2 in Python is not free."""
+        found = self._keys.get(event.stream_id)
         if found is None:
-            key = stream_id.encode()
-            found = ((murmur2(key) & 0x7FFFFFFF) % self.config.partitions, key)
+            key = self._messages.key(event)
+            partition: int = self._partitioner(key, self._partitions, self._partitions)
+            found = (partition, key)
             if len(self._keys) > 100_000:
                 self._keys.clear()
-            self._keys[stream_id] = found
+            self._keys[event.stream_id] = found
         return found
 
     async def _round(
-        self, producer: AIOKafkaProducer, events: list[RecordedEvent]
+        self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer, events: list[RecordedEvent]
     ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
         """Publish a prefix of `events` (one batch per partition); (acknowledged, the rest)."""
         builders: dict[int, Any] = {}
         counts: dict[int, int] = {}
         taken = 0
-        source = self.config.source
+        messages = self._messages
         for event in events:
-            partition, key = self._key(event.stream_id)
+            partition, key = self._key(event)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
                 counts[partition] = 0
             appended = builder.append(
-                key=key, value=message_value(event, source), timestamp=None, headers=message_headers(event)
+                key=key, value=messages.value(event), timestamp=None, headers=messages.headers(event)
             )
             if appended is None:  # this partition's batch is full: the round ends here
                 if counts[partition] == 0:
@@ -327,7 +369,8 @@ class KafkaRelay:
                 break
             counts[partition] += 1
             taken += 1
-        connections = _live_connections(producer)
+        self.rounds_sent += 1
+        await self._notify()
         futures: dict[int, asyncio.Future[Any]] = {}
         for partition, builder in builders.items():
             builder.close()
@@ -336,6 +379,8 @@ class KafkaRelay:
         results = await asyncio.gather(*futures.values(), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         regressed: list[str] = []
+        base_offsets: dict[int, int] = {}
+        unproven = False  # a batch whose offset cannot show it went where the earlier ones are
         for (partition, _), result in zip(futures.items(), results, strict=True):
             if isinstance(result, BaseException):
                 self._log_end.pop(partition, None)
@@ -343,22 +388,39 @@ class KafkaRelay:
             expected = self._log_end.get(partition)
             if expected is not None and result.offset < expected:
                 regressed.append(f"{partition}: {expected} -> {result.offset}")
+            unproven = unproven or not expected
+            base_offsets[partition] = result.offset
             self._log_end[partition] = result.offset + counts[partition]
         if errors:
             raise RelayError(f"{len(errors)} of {len(futures)} batches failed: {errors[0]!r}")
         if regressed:
             raise RelayError(f"broker lost acknowledged messages (offsets went back: {', '.join(regressed)})")
-        if not _still_connected(producer, connections):
-            # some batches may have been acknowledged by a broker that is gone (and, if it kept
-            # nothing, lost them) while others went to its successor: confirm nothing, re-send
-            raise RelayError("the broker connection was re-established during the round")
+        if unproven:
+            await self._confirm_still_there(offsets, base_offsets)
         done = events[:taken]
+        self.acknowledged_position = done[-1].position
         self.head_position = max(self.head_position, events[-1].position)
         self.rounds += 1
         self.events_sent += taken
         if self.on_published is not None:
             self.on_published(done)  # acknowledged; the checkpoint write follows
         return done, events[taken:]
+
+    async def _confirm_still_there(self, offsets: AIOKafkaConsumer, base_offsets: dict[int, int]) -> None:
+        """A batch written to a partition that was empty got offset 0 from whichever broker took
+        it: the old one, or a fresh one that replaced it in the middle of the round, while the
+        other batches were acknowledged by the old one (and are gone with it). Confirm the round
+        only if the broker serving the topic now holds every batch of it; this costs one
+        ListOffsets request, only for rounds that wrote to an empty partition."""
+        topic = self.config.topic
+        ends: dict[TopicPartition, int] = await offsets.end_offsets([TopicPartition(topic, p) for p in base_offsets])
+        missing = [
+            f"{p}: batch at {offset}, log ends at {ends.get(TopicPartition(topic, p), 0)}"
+            for p, offset in base_offsets.items()
+            if ends.get(TopicPartition(topic, p), 0) <= offset
+        ]
+        if missing:
+            raise RelayError(f"acknowledged batches are not on the broker any more ({', '.join(missing)})")
 
     async def _save_checkpoint(self, position: int) -> None:
         await self.checkpoints.set_checkpoint(self.config.checkpoint_name, position)
@@ -368,17 +430,3 @@ class KafkaRelay:
 
 async def _next(feed: AsyncIterator[list[RecordedEvent]]) -> list[RecordedEvent]:
     return await anext(feed)
-
-
-def _live_connections(producer: AIOKafkaProducer) -> dict[Any, Any]:
-    """The producer's open broker connections (aiokafka internals, read defensively: if they
-    change shape, this check is skipped and the offset check remains)."""
-    conns = getattr(producer.client, "_conns", None)
-    if not isinstance(conns, dict):
-        return {}
-    return {key: conn for key, conn in conns.items() if getattr(conn, "connected", lambda: False)()}
-
-
-def _still_connected(producer: AIOKafkaProducer, before: dict[Any, Any]) -> bool:
-    after = _live_connections(producer)
-    return all(after.get(key) is conn for key, conn in before.items())

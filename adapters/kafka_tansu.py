@@ -12,9 +12,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from importlib.util import find_spec
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 
 def find_tansu() -> Path:
@@ -70,17 +71,27 @@ class TansuBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"tansu did not listen on port {self.port}")
+        try:
+            # ready in milliseconds: try to connect every 20 ms; an exited process is not retried
+            for attempt in Retrying(
+                retry=retry_if_exception_type(OSError),
+                wait=wait_fixed(0.02),
+                stop=stop_after_delay(timeout_s),
+                reraise=True,
+            ):
+                with attempt:
+                    self._connect_once()
+        except OSError as exc:
+            self.stop()
+            raise TimeoutError(f"tansu did not listen on port {self.port}") from exc
+        return self
+
+    def _connect_once(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"tansu exited with {self.process.returncode}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            pass
 
     def pause(self) -> None:
         """SIGSTOP: the broker stalls; its socket stays open and clients hang."""

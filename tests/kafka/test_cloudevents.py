@@ -8,8 +8,10 @@ import orjson
 import pytest
 
 from adapters.kafka_cloudevents import (
+    MessageMapper,
     from_cloudevent,
     message_headers,
+    message_key,
     message_value,
     parse_cloudevent_type,
     to_cloudevent,
@@ -50,6 +52,21 @@ def test_round_trip_is_exact_and_headers_carry_trace() -> None:
         "traceparent": b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     }
     assert [k for k, _ in message_headers(recorded())] == ["content-type"]
+
+
+def test_mapper_gives_the_same_messages_and_bounds_its_header_cache() -> None:
+    mapper = MessageMapper(source="/elsewhere", max_traceparents=2)
+    traces = [f"00-{i:032x}-00f067aa0ba902b7-01" for i in range(1, 4)]
+    for event in (recorded(), *(recorded(traceparent=t) for t in traces)):
+        assert mapper.key(event) == message_key(event) == b"job-1"
+        assert mapper.value(event) == message_value(event, "/elsewhere")
+        assert mapper.headers(event) == message_headers(event)
+        assert mapper.cached_traceparents <= 2
+    # one command's events share a traceparent, hence one header list; another mapper has its own
+    first, second = recorded(traceparent=traces[2]), recorded(traceparent=traces[2])
+    assert mapper.headers(first) is mapper.headers(second)
+    assert MessageMapper().headers(first) is not mapper.headers(first)
+    assert message_headers(first) is not message_headers(second)  # the function never shares
 
 
 def test_without_the_metadata_extension_the_attributes_rebuild_it() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,15 @@ def test_sasl_over_tls() -> None:
     assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED
 
 
+def test_tls_files_come_from_settings(tmp_path: Path) -> None:
+    """FLP_KAFKA_SSL_CAFILE is read (a missing file is an error, not silently the system CAs)."""
+    settings = Settings(
+        kafka_bootstrap_servers="broker:9093", kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "none.pem"
+    )
+    with pytest.raises(FileNotFoundError):
+        client_options(settings)
+
+
 def test_unset_bootstrap_is_an_error() -> None:
     with pytest.raises(ValueError):
         client_options(Settings(kafka_bootstrap_servers=None))
@@ -39,3 +49,5 @@ def test_unset_bootstrap_is_an_error() -> None:
 def test_relay_config_from_settings() -> None:
     config = RelayConfig.from_settings(Settings(kafka_topic="t"), partitions=12)
     assert (config.topic, config.partitions) == ("t", 12)
+    config = RelayConfig.from_settings(Settings(kafka_partitions=9, kafka_replication_factor=3))
+    assert (config.partitions, config.replication_factor) == (9, 3)

@@ -1,6 +1,7 @@
-"""Broker outage drills while events keep being appended: stall (SIGSTOP 10 s) and replacement
-by a fresh, empty broker on the same address. Nothing the relay had not checkpointed may be
-missing afterwards, per-key order holds and a deduping consumer sees every event once."""
+"""Broker outage drills while events keep being appended: a stall (SIGSTOP until the relay's
+request times out, about 10 s) and replacement by a fresh, empty broker on the same address.
+Nothing the relay had not checkpointed may be missing afterwards, per-key order holds and a
+deduping consumer sees every event once."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Appender:
         self.store = store
         self.event_ids: list[str] = []
         self._stop = asyncio.Event()
+        self._appended = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -42,9 +44,15 @@ class Appender:
                 for k in range(5)
             ]
             await self.store.append(f"client-s{n}", events, None)
-            self.event_ids.extend(e.event_id for e in events)
+            async with self._appended:
+                self.event_ids.extend(e.event_id for e in events)
+                self._appended.notify_all()
             i += 1
             await asyncio.sleep(0.01)
+
+    async def wait_appended(self, count: int, timeout_s: float = 30.0) -> None:
+        async with asyncio.timeout(timeout_s), self._appended:
+            await self._appended.wait_for(lambda: len(self.event_ids) >= count)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -101,9 +109,12 @@ async def test_broker_stall_sigstop(broker: TansuBroker, relay: KafkaRelay, stor
     appender = Appender(store)
     appender.start()
     await relay.wait_published(200)
+    failures = relay.failures
     broker.pause()
     try:
-        await asyncio.sleep(10)  # the drill: a 10 s stall while appends continue
+        # the drill: the broker stays stalled, while appends continue, until the relay gives up
+        # on it (its round times out after request_timeout_ms) and fails the session
+        await relay.wait_for(lambda r: r.failures > failures, timeout_s=60)
         appended_during_stall = len(appender.event_ids)
     finally:
         broker.resume()
@@ -121,10 +132,18 @@ async def test_broker_replaced_by_empty_one(
     appender = Appender(store)
     appender.start()
     await relay.wait_published(200)
+    failures = relay.failures
     broker.kill()
-    await asyncio.sleep(1.0)  # acknowledgements already on the wire are processed; nothing more can be
+    sent = relay.rounds_sent
+    # Acknowledgements already on the wire are processed and checkpointed; after that nothing
+    # more can be: either a round sent after the kill waits for an acknowledgement that cannot
+    # come, or the session has failed.
+    await relay.wait_for(
+        lambda r: (r.rounds_sent > sent and r.published_position == r.acknowledged_position) or r.failures > failures
+    )
     checkpointed = await read_models.get_checkpoint("kafka_relay")
-    await asyncio.sleep(1.0)
+    assert checkpointed == relay.published_position
+    await appender.wait_appended(len(appender.event_ids) + 200)  # the broker stays away meanwhile
     assert await read_models.get_checkpoint("kafka_relay") == checkpointed  # no broker, no progress
     broker.start()  # fresh and empty, same address
     stored = await finish(appender, relay, store)
