@@ -38,7 +38,8 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if protocol.startswith("SASL"):
         options["sasl_mechanism"] = (settings.kafka_sasl_mechanism or "PLAIN").upper()
         options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
+        password = settings.kafka_sasl_password
+        options["sasl_plain_password"] = password.get_secret_value() if password is not None else None
     return options
 
 

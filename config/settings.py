@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     kafka_partitions: int = Field(default=6, ge=1, description="fixed: a key never moves partition")
     kafka_replication_factor: int = Field(default=1, ge=1, description="use 3 in production")
     kafka_ssl_cafile: Path | None = None
