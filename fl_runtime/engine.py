@@ -22,8 +22,9 @@ from typing import Literal
 
 import httpx
 
+from config.ports import free_port
 from fl_runtime.control import Simulation
-from fl_runtime.processes import ManagedProcess, free_port, owned_pids
+from fl_runtime.processes import ManagedProcess, owned_pids
 
 log = logging.getLogger(__name__)
 EngineMode = Literal["simulation", "deployment", "remote"]

@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,16 +24,6 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 HEALTH_PROBE_INTERVAL_S = 0.2
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
-
-
-def free_port(host: str = "127.0.0.1", avoid: frozenset[int] = frozenset({8000})) -> int:
-    """A free TCP port on `host` (never 8000, the SuperLink default that clashes with web apps)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port not in avoid:
-            return port
 
 
 OWNER_ENV = "FLP_PROCESS_OWNER"

@@ -14,9 +14,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from config.ports import free_port
 from config.settings import Settings
 from fl_runtime.service import FlowerRuntime
-from flp.server import RunningServer, free_port, running_server
+from flp.server import RunningServer, running_server
 from tests.auth.helpers import admin_headers
 
 TERMINAL = {"completed", "failed", "cancelled"}

@@ -14,9 +14,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from adapters.kafka_cloudevents import decode_value, from_cloudevent
 from adapters.kafka_relay import KafkaRelay, RelayConfig
 from adapters.kafka_schemas import export_schemas
-from adapters.kafka_tansu import TansuBroker, free_port
+from adapters.kafka_tansu import TansuBroker
 from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
+from config.ports import free_port
 from config.settings import Settings
 from persistence.chain import expected_hash
 from persistence.records import NewEvent

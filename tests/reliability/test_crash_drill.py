@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from config.ports import free_port
 from config.settings import Settings
-from flp.server import free_port
 from tests.auth.helpers import admin_headers
 from tests.live_server import rebuilt_and_live
 
