@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongo_client import MongoCollection, MongoConnection, collection
-from projections.ports import Doc, DocChange, Where, check_where
+from projections.ports import Commit, Doc, DocChange, Where, check_where
 
 READ_MODELS = "read_models"
 CHECKPOINTS = "projection_checkpoints"
@@ -167,6 +167,10 @@ class MongoReadModelStore:
         if staged:
             await self._apply(projection, batch, staged)
         return True
+
+    async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
+        """One `commit` after another: each is its own commit point (no multi-document transactions)."""
+        return [await self.commit(c.projection, c.changes, c.from_checkpoint, c.to_checkpoint) for c in commits]
 
     async def _roll_forward(self, projection: str, batch: str) -> None:
         staged = await self.batches.find({"batch": batch}).to_list(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -111,7 +113,7 @@ class CommandHandler(Generic[C, S]):
         stream = self.aggregate.stream_id(entity_id)
         if (earlier := await self._replay(idempotency_key, stream)) is not None:
             return earlier
-        command_id = str(uuid.uuid4())
+        command_id = new_id()
         for attempt in range(MAX_RETRIES):
             version, state = await self.load(entity_id)
             try:
@@ -124,7 +126,8 @@ class CommandHandler(Generic[C, S]):
                 raise
             if not events:
                 return await self._replay(idempotency_key, stream) or CommandResult(stream, version, [])
-            new = [NewEvent.from_event(str(uuid.uuid4()), ev, _metadata(ctx, command, command_id)) for ev in events]
+            metadata = _metadata(ctx, command, command_id)  # one dict: the command's events share it
+            new = [NewEvent.from_event(new_id(), ev, metadata) for ev in events]
             try:
                 result = await self.store.append(stream, new, version, idempotency_key)
             except ConcurrencyError:
@@ -157,6 +160,17 @@ class CommandHandler(Generic[C, S]):
         self._cache.move_to_end(stream)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+_IDS = random.Random()  # seeded from os.urandom; private, so no one's random.seed() repeats our ids
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID for events and commands, from a generator seeded once from the
+    OS rather than os.urandom per id: ids must be unique, not secret, and a system call on the
+    event loop hands the GIL to the store's threads."""
+    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
 
 
 def _metadata(ctx: CommandContext, command: object, command_id: str) -> dict[str, Any]:

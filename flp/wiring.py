@@ -145,7 +145,9 @@ async def open_seal_store(settings: Settings) -> SealStore | None:
         return None
     from adapters.sqlite_audit_seals import SqliteSealStore
 
-    return await SqliteSealStore(settings.data_dir / "audit-seals.db", settings.sqlite_synchronous).open()
+    # NORMAL: the seal that makes an event acknowledged is in the event's own row (FULL); this
+    # copy is re-made from those rows at the next start if a power cut takes its newest pages.
+    return await SqliteSealStore(settings.data_dir / "audit-seals.db", "NORMAL").open()
 
 
 async def open_artifacts(settings: Settings) -> tuple[ArtifactStore, Callable[[], Awaitable[None]] | None]:

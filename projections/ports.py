@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,16 @@ class DocChange:
 ChangeListener = Callable[[list[DocChange]], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One projection's writes for a batch, and the checkpoint move they come with."""
+
+    projection: str
+    changes: Mapping[str, tuple[int, Doc | None]]
+    from_checkpoint: int
+    to_checkpoint: int
+
+
 class ReadModelStore(Protocol):
     async def get(self, projection: str, key: str) -> Doc | None: ...
 
@@ -63,6 +73,11 @@ class ReadModelStore(Protocol):
     ) -> bool:
         """Write the documents and move the checkpoint together, only if the checkpoint is still
         `from_checkpoint` (another runner did not get there first). False = nothing written."""
+        ...
+
+    async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
+        """Several `commit`s at once (one transaction where the store has them): each applies
+        only if its checkpoint is still its `from_checkpoint`; the answers are in order."""
         ...
 
     async def drop(self, projection: str) -> None:

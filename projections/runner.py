@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import jsonpatch
@@ -12,7 +12,7 @@ import orjson
 
 from persistence.ports import EventStore
 from persistence.records import RecordedEvent, UndecodableEvent
-from projections.ports import ChangeListener, Doc, DocChange, ReadModelStore
+from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
 
@@ -51,6 +51,7 @@ class ProjectionRunner:
         self._faults_loaded = False
         self._commit_attempts = commit_attempts
         self._fault_log = StreamFaults()
+        self._checkpoints: dict[str, int] = {}  # what this runner last committed, per projection
         self._progress = asyncio.Condition()
 
     async def low_checkpoint(self) -> int:
@@ -77,8 +78,7 @@ class ProjectionRunner:
         try:
             if new_faults:  # committed before any projection moves past the bad event
                 await self._apply_one(self._fault_log, new_faults, batch[-1].position)
-            for projection in self.projections:
-                await self._apply_one(projection, decoded, batch[-1].position)
+            await self._apply_all(decoded, batch[-1].position)
         except Exception as exc:
             self.stalled = f"{type(exc).__name__}: {exc}"
             raise
@@ -93,6 +93,54 @@ class ProjectionRunner:
             docs = await self.read_models.dump(self._fault_log.name)
             self.faults.update({k: StreamFault.from_doc(d) for k, d in docs.items()})
             self._faults_loaded = True
+
+    async def _apply_all(self, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
+        """The usual path: every projection's writes for the batch in one `commit_many`, from the
+        checkpoints this runner committed last. A projection whose checkpoint moved meanwhile
+        (another runner) takes the careful path, `_apply_one`."""
+        prepared: list[tuple[Projection, Commit, dict[str, bytes]]] = []
+        for projection in self.projections:
+            checkpoint = self._checkpoints.get(projection.name)
+            if checkpoint is None:
+                checkpoint = await self.read_models.get_checkpoint(projection.name)
+            if checkpoint >= upto:
+                continue
+            changes, before = await self._changes(projection, decoded, checkpoint)
+            prepared.append((projection, Commit(projection.name, changes, checkpoint, upto), before))
+        if not prepared:
+            return
+        results = await self.read_models.commit_many([commit for _, commit, _ in prepared])
+        for (projection, commit, before), done in zip(prepared, results, strict=True):
+            if done:
+                self._checkpoints[projection.name] = upto
+                self._notify_changes(projection.name, commit.changes, before)
+            else:
+                self._checkpoints.pop(projection.name, None)
+                await self._apply_one(projection, decoded, upto)
+
+    async def _changes(
+        self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int
+    ) -> tuple[dict[str, tuple[int, Doc | None]], dict[str, bytes]]:
+        """The documents the events after `checkpoint` change, and (for listeners) their previous
+        versions, encoded."""
+        todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
+        keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
+        wanted = sorted({k for _, _, keys in keyed for k in keys})
+        docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
+        before = {k: orjson.dumps(d) for k, d in docs.items() if d is not None} if self.listeners else {}
+        changes: dict[str, tuple[int, Doc | None]] = {}
+        for recorded, event, keys in keyed:
+            for key in keys:
+                doc = projection.apply(docs.get(key), event, recorded)
+                docs[key] = doc
+                changes[key] = (recorded.position, doc)
+        return changes, before
+
+    def _notify_changes(
+        self, name: str, changes: Mapping[str, tuple[int, Doc | None]], before: dict[str, bytes]
+    ) -> None:
+        if self.listeners:
+            self._notify([_change(name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()])
 
     async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
         """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the
@@ -111,22 +159,10 @@ class ProjectionRunner:
                     f"projection {projection.name} could not commit up to position {upto}: the store refused "
                     f"{refused} times at checkpoint {checkpoint}"
                 )
-            todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
-            keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
-            wanted = sorted({k for _, _, keys in keyed for k in keys})
-            docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
-            before = {k: orjson.dumps(d) for k, d in docs.items() if d is not None} if self.listeners else {}
-            changes: dict[str, tuple[int, Doc | None]] = {}
-            for recorded, event, keys in keyed:
-                for key in keys:
-                    doc = projection.apply(docs.get(key), event, recorded)
-                    docs[key] = doc
-                    changes[key] = (recorded.position, doc)
+            changes, before = await self._changes(projection, decoded, checkpoint)
             if await self.read_models.commit(projection.name, changes, checkpoint, upto):
-                if self.listeners:
-                    self._notify(
-                        [_change(projection.name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()]
-                    )
+                self._checkpoints[projection.name] = upto
+                self._notify_changes(projection.name, changes, before)
                 return
             refused += 1
             log.info("projection %s: checkpoint moved under us, retrying", projection.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,7 +20,7 @@ from api.schemas import (
     StartJobRequest,
     StateAt,
 )
-from commands.handlers import CommandContext, CommandHandler, CommandResult
+from commands.handlers import CommandContext, CommandHandler, CommandResult, new_id
 from domain import commands as c
 from domain.events import JobConfig, JobStatus
 from domain.training_job import JobState, stream_id
@@ -67,7 +66,7 @@ async def execute(
 async def start_job(
     body: StartJobRequest, jobs: JobsDep, projections: ProjectionsDep, ctx: ContextDep, key: IdempotencyKey = None
 ) -> CommandAccepted:
-    job_id = body.job_id or uuid.uuid4().hex[:12]
+    job_id = body.job_id or new_id().replace("-", "")[:12]
     config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
     return await execute(jobs, projections, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None)
 

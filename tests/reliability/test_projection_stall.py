@@ -4,7 +4,7 @@ never moves on past events it did not apply."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from adapters.sqlite_event_store import SqliteEventStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from domain.events import JobConfig, JobCreated
 from persistence.records import NewEvent
-from projections.ports import Doc
+from projections.ports import Commit, Doc
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionStalled
 
@@ -29,6 +29,9 @@ class CheckpointAlwaysMoves(SqliteReadModelStore):
         if self.refuse:
             return False
         return await super().commit(projection, changes, from_checkpoint, to_checkpoint)
+
+    async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
+        return [False] * len(commits) if self.refuse else await super().commit_many(commits)
 
 
 async def test_a_batch_that_cannot_commit_stops_the_projection(tmp_path: Path) -> None:
