@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +65,14 @@ def fold(aggregate: Aggregate[Any, S], events: Sequence[RecordedEvent], state: S
 
 
 class CommandHandler(Generic[C, S]):
-    """Executes commands against one aggregate type, with a version-checked state cache."""
+    """Executes commands against one aggregate type, with a state cache.
+
+    `execute` decides on the cached state when it has one, without asking the store for the
+    stream's version first: the append carries the version the decision was made on, and the
+    store refuses it if the stream moved (another process wrote), after which the handler
+    decides again on the stored state. A refusal or "nothing to do" on cached state is also
+    checked against the stored state before it is answered. `load` always catches up with the
+    store."""
 
     def __init__(self, store: EventStore, aggregate: Aggregate[C, S], cache_size: int = 10_000) -> None:
         self.store = store
@@ -114,17 +120,29 @@ class CommandHandler(Generic[C, S]):
         if (earlier := await self._replay(idempotency_key, stream)) is not None:
             return earlier
         command_id = new_id()
+        verified = False  # decided on the store's current state (else on the cache's)
         for attempt in range(MAX_RETRIES):
-            version, state = await self.load(entity_id)
+            cached = None if verified else self._cache.get(stream)
+            if cached is not None:
+                version, state = cached  # optimistic: the append's expected version catches a stale cache
+            else:
+                version, state = await self.load(entity_id)
+                verified = True
             try:
                 if expected_version is not None and expected_version != version:
                     raise ConcurrencyError(stream, expected_version, version)
                 events = self.aggregate.decide(command, state)
             except (DomainError, ConcurrencyError):
+                if not verified:
+                    verified = True  # the cache may be behind another process: decide on the store's state
+                    continue
                 if (earlier := await self._replay(idempotency_key, stream)) is not None:
                     return earlier
                 raise
             if not events:
+                if not verified:
+                    verified = True
+                    continue
                 return await self._replay(idempotency_key, stream) or CommandResult(stream, version, [])
             metadata = _metadata(ctx, command, command_id)  # one dict: the command's events share it
             new = [NewEvent.from_event(new_id(), ev, metadata) for ev in events]
@@ -132,6 +150,7 @@ class CommandHandler(Generic[C, S]):
                 result = await self.store.append(stream, new, version, idempotency_key)
             except ConcurrencyError:
                 self._cache.pop(stream, None)
+                verified = False
                 if expected_version is not None or attempt == MAX_RETRIES - 1:
                     if (earlier := await self._replay(idempotency_key, stream)) is not None:
                         return earlier
@@ -166,11 +185,17 @@ _IDS = random.Random()  # seeded from os.urandom; private, so no one's random.se
 os.register_at_fork(after_in_child=_IDS.seed)
 
 
+_VERSION_4 = (0x4 << 76) | (0x2 << 62)  # the version nibble and the RFC 4122 variant bits
+_CLEAR = ~((0xF << 76) | (0x3 << 62))
+
+
 def new_id() -> str:
     """A random (version 4) UUID for events and commands, from a generator seeded once from the
     OS rather than os.urandom per id: ids must be unique, not secret, and a system call on the
-    event loop hands the GIL to the store's threads."""
-    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
+    event loop hands the GIL to the store's threads. (Formatted directly: uuid.UUID objects
+    cost more than the ids themselves here.)"""
+    h = f"{(_IDS.getrandbits(128) & _CLEAR) | _VERSION_4:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _metadata(ctx: CommandContext, command: object, command_id: str) -> dict[str, Any]:

@@ -207,7 +207,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         container.closers.append(close_artifacts)
     container.services.append(BackgroundService("projections", lambda: runner.run(store)))
     if seals is not None and key is not None:
-        mirror = SealMirror(store, seals, key)
+        mirror = SealMirror(store, seals)
         container.seal_mirror = mirror
         container.closers.append(seals.close)
         container.services.append(BackgroundService("seal_mirror", mirror.run, info=mirror.info))

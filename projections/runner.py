@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -52,7 +54,8 @@ class ProjectionRunner:
         self._commit_attempts = commit_attempts
         self._fault_log = StreamFaults()
         self._checkpoints: dict[str, int] = {}  # what this runner last committed, per projection
-        self._progress = asyncio.Condition()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tiebreak = itertools.count()
 
     async def low_checkpoint(self) -> int:
         return min([await self.read_models.get_checkpoint(p.name) for p in self.projections], default=0)
@@ -83,9 +86,7 @@ class ProjectionRunner:
             self.stalled = f"{type(exc).__name__}: {exc}"
             raise
         self.stalled = None
-        async with self._progress:
-            self.position = max(self.position, batch[-1].position)
-            self._progress.notify_all()
+        self._advance(batch[-1].position)
 
     async def _load_faults(self) -> None:
         """The streams frozen by earlier runs (their bad events may lie behind every checkpoint)."""
@@ -202,9 +203,25 @@ class ProjectionRunner:
             await self.apply(batch)
 
     async def wait_for(self, position: int, timeout: float = 10.0) -> None:
-        """Block until the projections have applied `position` (read-your-writes for callers)."""
-        async with asyncio.timeout(timeout), self._progress:
-            await self._progress.wait_for(lambda: self.position >= position)
+        """Block until the projections have applied `position` (read-your-writes for callers).
+        Waiters sit in a heap by position: each batch wakes exactly those it satisfied."""
+        if self.position >= position:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (position, next(self._tiebreak), waiter))
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        finally:
+            if not waiter.done():
+                waiter.cancel()  # left in the heap; dropped when its position comes
+
+    def _advance(self, position: int) -> None:
+        self.position = max(self.position, position)
+        while self._waiters and self._waiters[0][0] <= self.position:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def rebuild(self, store: EventStore, names: Sequence[str] | None = None, batch_size: int = 5000) -> int:
         """Drop the named projections (all by default) and replay them from position 0."""
