@@ -23,6 +23,7 @@ class Principal:
     job_id: str | None = None  # runtime principals act for this job only
     token_id: str | None = None
     client_id: str | None = None  # the API key a service token was exchanged for
+    expires_at: float | None = None  # the token's `exp` (seconds since the epoch)
 
     def has_any(self, roles: frozenset[Role]) -> bool:
         return Role.ADMIN in self.roles or bool(self.roles & roles)

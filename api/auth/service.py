@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from config.settings import Settings
 from persistence.ports import ApiKeyRecord, UserRecord, UserStore
 
 ADMIN_USER = "admin"
+MAX_CACHED_TOKENS = 10_000
 
 
 def now_iso() -> str:
@@ -42,6 +44,7 @@ class AuthService:
         self.users: UserStore = CachedUserStore(users, settings.auth_cache_seconds)
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage)
         self._keys: SigningKeys | None = None
+        self._tokens: dict[str, tuple[float, Principal]] = {}
 
     @property
     def keys(self) -> SigningKeys:
@@ -63,9 +66,24 @@ class AuthService:
             keys=self.keys,
         )
 
+    def _decoded(self, token: str) -> Principal:
+        """The token's claims, checked once and remembered until the token expires (or for
+        FLP_AUTH_CACHE_SECONDS): a signature check per request for the same token is waste."""
+        now = time.time()
+        cached = self._tokens.get(token)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        principal = decode_token(self.settings, token, keys=self.keys)
+        expires = (principal.expires_at or now) + self.settings.jwt_leeway_seconds
+        if self.settings.auth_cache_seconds > 0:
+            if len(self._tokens) >= MAX_CACHED_TOKENS:
+                self._tokens.clear()
+            self._tokens[token] = (min(now + self.settings.auth_cache_seconds, expires), principal)
+        return principal
+
     async def principal_from_token(self, token: str) -> Principal:
         """The token's principal, if the user/API key behind it still exists and is enabled."""
-        principal = decode_token(self.settings, token, keys=self.keys)
+        principal = self._decoded(token)
         if principal.kind == "user":
             user = await self.users.get_user(principal.subject)
             if user is None or user.disabled:

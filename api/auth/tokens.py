@@ -135,4 +135,5 @@ def decode_token(settings: Settings, token: str, *, keys: SigningKeys | None = N
         job_id=job if isinstance(job, str) else None,
         token_id=str(claims.get("jti") or "") or None,
         client_id=cid if isinstance(cid, str) else None,
+        expires_at=float(claims["exp"]),
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import ClientsDep, ContextDep, IdempotencyKey, ProjectionsDep, ReadModelsDep
 from api.errors import NotFound
+from api.responses import Json
 from api.routes.jobs import accepted
 from api.schemas import ClientOut, ClientPage, CommandAccepted
 from domain import commands as c
@@ -24,9 +25,9 @@ async def register_client(
     projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     result = await clients.execute(body.client_id, body, ctx, idempotency_key=key)
-    return await accepted(projections, result)
+    return await accepted(projections, result, 201)
 
 
 @router.post("/{client_id}/leave", response_model=CommandAccepted, summary="A client leaves the fleet")
@@ -37,7 +38,7 @@ async def leave_fleet(
     ctx: ContextDep,
     body: c.LeaveFleet | None = None,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     result = await clients.execute(client_id, body or c.LeaveFleet(), ctx, idempotency_key=key)
     return await accepted(projections, result)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ContextDep, IdempotencyKey, IfMatch, JobsDep, ProjectionsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
+from api.responses import Json
 from api.schemas import (
     CommandAccepted,
     EventOut,
@@ -31,19 +32,21 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 
 
-async def accepted(projections: ProjectionRunner, result: CommandResult) -> CommandAccepted:
-    """Answer once the projections show the command's effect (read-your-writes for callers)."""
+async def accepted(projections: ProjectionRunner, result: CommandResult, status: int = 200) -> Json:
+    """Answer (a CommandAccepted document) once the projections show the command's effect
+    (read-your-writes for callers)."""
     position = result.events[-1].position if result.events else None
     if position is not None:
         with contextlib.suppress(TimeoutError):  # the events are stored; dashboards will catch up
             await projections.wait_for(position, timeout=5.0)
-    return CommandAccepted(
-        stream_id=result.stream_id,
-        version=result.version,
-        position=position,
-        duplicate=result.duplicate,
-        events=[EventOut.of(e) for e in result.events],
-    )
+    body = {
+        "stream_id": result.stream_id,
+        "version": result.version,
+        "position": position,
+        "duplicate": result.duplicate,
+        "events": [e.to_dict() for e in result.events],
+    }
+    return Json(body, status_code=status)
 
 
 Jobs = CommandHandler[c.JobCommand, JobState]
@@ -57,18 +60,19 @@ async def execute(
     ctx: CommandContext,
     key: str | None,
     if_match: int | None,
-) -> CommandAccepted:
+    status: int = 200,
+) -> Json:
     result = await jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
-    return await accepted(projections, result)
+    return await accepted(projections, result, status)
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Start a training job")
 async def start_job(
     body: StartJobRequest, jobs: JobsDep, projections: ProjectionsDep, ctx: ContextDep, key: IdempotencyKey = None
-) -> CommandAccepted:
+) -> Json:
     job_id = body.job_id or new_id().replace("-", "")[:12]
     config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
-    return await execute(jobs, projections, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None)
+    return await execute(jobs, projections, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None, 201)
 
 
 @router.post("/{job_id}/cancel", response_model=CommandAccepted, summary="Cancel a job")
@@ -80,7 +84,7 @@ async def cancel_job(
     body: ReasonRequest | None = None,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
-) -> CommandAccepted:
+) -> Json:
     reason = body.reason if body else "cancelled by request"
     return await execute(jobs, projections, job_id, c.CancelJob(reason=reason), ctx, key, if_match)
 
@@ -93,7 +97,7 @@ async def join_job(
     projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     return await execute(jobs, projections, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
 
 
@@ -106,7 +110,7 @@ async def record_round(
     ctx: ContextDep,
     key: IdempotencyKey = None,
     if_match: IfMatch = None,
-) -> CommandAccepted:
+) -> Json:
     return await execute(jobs, projections, job_id, body, ctx, key, if_match)
 
 
@@ -118,7 +122,7 @@ async def mark_started(
     projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
@@ -130,7 +134,7 @@ async def complete_job(
     projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
@@ -142,7 +146,7 @@ async def fail_job(
     projections: ProjectionsDep,
     ctx: ContextDep,
     key: IdempotencyKey = None,
-) -> CommandAccepted:
+) -> Json:
     return await execute(jobs, projections, job_id, body, ctx, key, None)
 
 
@@ -152,22 +156,18 @@ async def list_jobs(
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
+) -> Json:
     where = {"status": status} if status is not None else None
-    return {
-        "items": await rm.list_docs("job_board", limit, offset, where),
-        "total": await rm.count("job_board", where),
-        "limit": limit,
-        "offset": offset,
-    }
+    items = await rm.list_docs("job_board", limit, offset, where)
+    return Json({"items": items, "total": await rm.count("job_board", where), "limit": limit, "offset": offset})
 
 
 @router.get("/{job_id}", response_model=JobDetail, response_model_exclude_unset=True, summary="One job in detail")
-async def get_job(job_id: JobId, rm: ReadModelsDep) -> dict[str, Any]:
+async def get_job(job_id: JobId, rm: ReadModelsDep) -> Json:
     doc = await rm.get("job_detail", job_id)
     if doc is None:
         raise NotFound(f"job {job_id} not found")
-    return doc
+    return Json(doc)
 
 
 @router.get("/{job_id}/events", response_model=EventPage, summary="The job's full history")
