@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 _COLUMNS = "event_id, stream_id, version, position, type, schema_version, data, metadata, prev_hash, hash, seal"
 MAX_GROUP = 512  # appends per group commit
 MAX_CACHED_STREAMS = 100_000  # stream heads the writer remembers
+RECENT_EVENTS = 20_000  # newest committed events kept in memory for the in-process feed
 
 
 def _idempotent(conn: sqlite3.Connection, key: str) -> AppendResult | None:
@@ -132,6 +133,8 @@ class SqliteEventStore:
         self._data_version: int | None = None
         self._head = 0
         self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), insertion-ordered
+        # event-loop state: the newest committed events, contiguous positions (shared, read-only)
+        self._recent: list[RecordedEvent] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -257,6 +260,7 @@ class SqliteEventStore:
             self._heads.pop(next(iter(self._heads)))
 
     def _deliver(self, group: list[_Append], outcomes: list[AppendResult | BaseException], head: int | None) -> None:
+        self._keep_recent(outcomes)
         if head is not None and self._signal is not None:
             self._signal.notify(head)
         for req, outcome in zip(group, outcomes, strict=True):
@@ -266,6 +270,19 @@ class SqliteEventStore:
                 req.future.set_exception(outcome)
             else:
                 req.future.set_result(outcome)
+
+    def _keep_recent(self, outcomes: list[AppendResult | BaseException]) -> None:
+        """The group's committed events join the in-memory tail of the feed (contiguous
+        positions only: a commit by another process in between starts the tail afresh)."""
+        new = [e for o in outcomes if isinstance(o, AppendResult) and not o.duplicate for e in o.events]
+        if not new:
+            return
+        recent = self._recent
+        if recent and new[0].position != recent[-1].position + 1:
+            recent.clear()
+        recent.extend(new)
+        if len(recent) > 2 * RECENT_EVENTS:
+            del recent[: len(recent) - RECENT_EVENTS]
 
     def _stream_head(
         self, conn: sqlite3.Connection, stream_id: str, staged: dict[str, tuple[int, str]]
@@ -333,6 +350,13 @@ class SqliteEventStore:
         return int(rows[0][0])
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """From the in-memory tail when it holds position after+1 (the feed's consumers in this
+        process - projections, the seal copy, the relay, the supervisor - read what was just
+        committed without a query or a decode each), else from the database."""
+        recent = self._recent
+        if recent and recent[0].position <= after_position + 1 <= recent[-1].position:
+            start = after_position + 1 - recent[0].position
+            return recent[start : start + limit]
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
         return await self._pool.run(lambda conn: _decode(conn.execute(sql, (after_position, limit))))
 

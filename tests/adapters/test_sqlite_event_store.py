@@ -67,3 +67,25 @@ async def test_events_survive_reopen(tmp_path: Path) -> None:
         assert (await again.append("s", [ev()], 2)).events[0].position == 3
     finally:
         await again.close()
+
+
+async def test_the_in_memory_feed_tail_never_hides_another_process_commits(tmp_path: Path) -> None:
+    """Reads served from the newest committed events in memory stay exactly what the database
+    holds, also when another process commits in between."""
+    a = await SqliteEventStore(tmp_path / "e.db").open()
+    b = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        await a.append("s1", [ev(), ev()], 0)  # positions 1, 2 (in a's tail)
+        await b.append("s2", [ev()], 0)  # position 3, by "another process"
+        await a.append("s1", [ev()], 2)  # position 4: a's tail starts afresh here
+        for store in (a, b):
+            feed = await store.read_all(0, 100)
+            assert [e.position for e in feed] == [1, 2, 3, 4]
+            assert [e.position for e in await store.read_all(1, 2)] == [2, 3]
+            assert [e.position for e in await store.read_all(3, 100)] == [4]
+            assert await store.read_all(4, 100) == []
+        stored = {e.event_id for e in await b.read_all(0, 100)}
+        assert {e.event_id for e in await a.read_all(0, 100)} == stored
+    finally:
+        await a.close()
+        await b.close()
