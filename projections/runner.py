@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
 
 log = logging.getLogger(__name__)
+CACHED_DOCS = 5_000  # documents remembered per projection
 
 
 def _change(projection: str, key: str, position: int, doc: Doc | None, before: bytes | None) -> DocChange:
@@ -54,6 +56,7 @@ class ProjectionRunner:
         self._commit_attempts = commit_attempts
         self._fault_log = StreamFaults()
         self._checkpoints: dict[str, int] = {}  # what this runner last committed, per projection
+        self._docs: dict[str, OrderedDict[str, bytes | None]] = {}  # ... and the documents (None: none)
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
 
@@ -114,10 +117,15 @@ class ProjectionRunner:
         for (projection, commit, before), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
+                self._remember_docs(projection.name, commit.changes)
                 self._notify_changes(projection.name, commit.changes, before)
             else:
-                self._checkpoints.pop(projection.name, None)
+                self._forget(projection.name)
                 await self._apply_one(projection, decoded, upto)
+
+    def _forget(self, name: str) -> None:
+        self._checkpoints.pop(name, None)
+        self._docs.pop(name, None)
 
     async def _changes(
         self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int
@@ -127,8 +135,7 @@ class ProjectionRunner:
         todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
         keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
         wanted = sorted({k for _, _, keys in keyed for k in keys})
-        docs: dict[str, Doc | None] = dict(await self.read_models.get_many(projection.name, wanted))
-        before = {k: orjson.dumps(d) for k, d in docs.items() if d is not None} if self.listeners else {}
+        docs, before = await self._current(projection.name, wanted)
         changes: dict[str, tuple[int, Doc | None]] = {}
         for recorded, event, keys in keyed:
             for key in keys:
@@ -136,6 +143,35 @@ class ProjectionRunner:
                 docs[key] = doc
                 changes[key] = (recorded.position, doc)
         return changes, before
+
+    async def _current(self, name: str, keys: list[str]) -> tuple[dict[str, Doc | None], dict[str, bytes]]:
+        """The current documents (working copies the projection may change) and their encoded
+        form. From the documents this runner committed last when it has them: it is their only
+        writer while its commits go through (a commit refused because another runner moved the
+        checkpoint forgets them)."""
+        cache = self._docs.setdefault(name, OrderedDict())
+        encoded: dict[str, bytes] = {}
+        missing: list[str] = []
+        for key in keys:
+            if key in cache:
+                cache.move_to_end(key)
+                known = cache[key]
+                if known is not None:
+                    encoded[key] = known
+            else:
+                missing.append(key)
+        if missing:
+            fetched = await self.read_models.get_many(name, missing)
+            encoded.update((k, orjson.dumps(d)) for k, d in fetched.items())
+        return {k: orjson.loads(b) for k, b in encoded.items()}, encoded
+
+    def _remember_docs(self, name: str, changes: Mapping[str, tuple[int, Doc | None]]) -> None:
+        cache = self._docs.setdefault(name, OrderedDict())
+        for key, (_, doc) in changes.items():
+            cache[key] = orjson.dumps(doc) if doc is not None else None
+            cache.move_to_end(key)
+        while len(cache) > CACHED_DOCS:
+            cache.popitem(last=False)
 
     def _notify_changes(
         self, name: str, changes: Mapping[str, tuple[int, Doc | None]], before: dict[str, bytes]
@@ -163,8 +199,10 @@ class ProjectionRunner:
             changes, before = await self._changes(projection, decoded, checkpoint)
             if await self.read_models.commit(projection.name, changes, checkpoint, upto):
                 self._checkpoints[projection.name] = upto
+                self._remember_docs(projection.name, changes)
                 self._notify_changes(projection.name, changes, before)
                 return
+            self._forget(projection.name)
             refused += 1
             log.info("projection %s: checkpoint moved under us, retrying", projection.name)
 
