@@ -55,6 +55,7 @@ class SqliteReadModelStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._pool = SqliteThreads(self.path, synchronous)
+        self._counts: dict[tuple[str, tuple[Any, ...]], tuple[int, int]] = {}
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +96,19 @@ class SqliteReadModelStore:
         return [orjson.loads(r[0]) for r in rows]
 
     async def count(self, projection: str, where: Where | None = None) -> int:
+        """Counted once per state of the file: `PRAGMA data_version` changes with every commit
+        of another connection (the projection runner's, another process's), so until then the
+        last count stands. (A count walks every document of the projection.)"""
         condition, params = _where(projection, where)
+        version = self._pool.now_query("PRAGMA data_version")[0][0]
+        key = (condition, params)
+        known = self._counts.get(key)
+        if known is not None and known[0] == version:
+            return known[1]
         rows = await self._rows(f"SELECT count(*) FROM read_models WHERE {condition}", params)
+        if len(self._counts) > 1000:
+            self._counts.clear()
+        self._counts[key] = (version, int(rows[0][0]))  # version read first: a commit meanwhile recounts
         return int(rows[0][0])
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:

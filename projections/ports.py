@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
+
+import jsonpatch
+import orjson
 
 Doc = dict[str, Any]
 Where = Mapping[str, str | int | bool | None]  # top-level field -> the value it must equal
@@ -20,17 +24,25 @@ def check_where(where: Where | None) -> Where:
     return where or {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DocChange:
     """A read-model document changed (doc None = deleted) by the event at `position`. `patch`
-    says what changed since the previous version (RFC 6902 JSON Patch operations); None when the
-    document is new, deleted, or nobody listened for patches."""
+    says what changed since the previous version (RFC 6902 JSON Patch operations), worked out
+    the first time someone asks (a live subscriber) from the previous version's encoding; None
+    when the document is new or deleted."""
 
     projection: str
     key: str
     position: int
     doc: Doc | None
-    patch: list[dict[str, Any]] | None = None
+    before: bytes | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def patch(self) -> list[dict[str, Any]] | None:
+        if self.doc is None or self.before is None:
+            return None
+        ops: list[dict[str, Any]] = jsonpatch.make_patch(orjson.loads(self.before), self.doc).patch
+        return ops
 
 
 ChangeListener = Callable[[list[DocChange]], None]

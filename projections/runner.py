@@ -10,7 +10,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import jsonpatch
 import orjson
 
 from persistence.ports import EventStore
@@ -21,13 +20,6 @@ from projections.stream_faults import StreamFault, StreamFaults
 
 log = logging.getLogger(__name__)
 CACHED_DOCS = 5_000  # documents remembered per projection
-
-
-def _change(projection: str, key: str, position: int, doc: Doc | None, before: bytes | None) -> DocChange:
-    """The change, with a JSON Patch from the committed previous version when there was one."""
-    if doc is None or before is None:
-        return DocChange(projection, key, position, doc)
-    return DocChange(projection, key, position, doc, jsonpatch.make_patch(orjson.loads(before), doc).patch)
 
 
 class ProjectionStalled(RuntimeError):
@@ -177,7 +169,7 @@ class ProjectionRunner:
         self, name: str, changes: Mapping[str, tuple[int, Doc | None]], before: dict[str, bytes]
     ) -> None:
         if self.listeners:
-            self._notify([_change(name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()])
+            self._notify([DocChange(name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()])
 
     async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
         """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the

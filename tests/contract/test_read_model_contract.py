@@ -92,3 +92,13 @@ async def test_nested_documents_round_trip(read_models: ReadModelStore) -> None:
     doc = {"list": [1, 2.5, "x", None, {"deep": [True]}], "map": {"k": {"v": 1}}}
     await read_models.commit("p", {"a": (1, doc)}, 0, 1)
     assert await read_models.get("p", "a") == doc
+
+
+async def test_count_follows_every_commit(read_models: ReadModelStore) -> None:
+    assert await read_models.count("p") == 0
+    for i in range(1, 4):
+        await read_models.commit("p", {f"k{i}": (i, {"s": "x"})}, i - 1, i)
+        assert await read_models.count("p") == i
+        assert await read_models.count("p", where={"s": "x"}) == i
+    await read_models.commit("p", {"k1": (4, None)}, 3, 4)
+    assert await read_models.count("p") == 2
