@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 
 from adapters.kafka_assignor import SingleOwnerAssignor
 from adapters.kafka_cloudevents import decode_value, from_cloudevent
@@ -30,6 +31,7 @@ from projections.ports import ChangeListener, ReadModelStore
 from projections.projection import Projection
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
+from telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,21 @@ class KafkaProjectionWorker:
             ready.append(event)
         for start in range(0, len(ready), APPLY_CHUNK):
             chunk = ready[start : start + APPLY_CHUNK]
-            await self.runner.apply(chunk)
+            first = chunk[0].metadata.get("traceparent")
+            with tracing.tracer().start_as_current_span(
+                "kafka.consume",
+                context=tracing.context_from(first if isinstance(first, str) else None),
+                kind=SpanKind.CONSUMER,
+                links=tracing.links(e.metadata for e in chunk[1:]),
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": self.settings.kafka_topic,
+                    "messaging.consumer.group.name": self.group,
+                    "messaging.batch.message_count": len(chunk),
+                },
+            ):
+                await self.runner.apply(chunk)
             async with self._progress:
                 self.applied_to = chunk[-1].position
                 self._progress.notify_all()

@@ -223,7 +223,7 @@ class SqliteEventStore:
                 if not alone:
                     conn.execute("SAVEPOINT one_append")
                 try:
-                    result, head = self._append_one(conn, req, head, staged)
+                    result, head = self._append_one(conn, req, head, staged, len(group))
                 except Exception as exc:
                     if alone:
                         raise
@@ -296,7 +296,7 @@ class SqliteEventStore:
         return (last[0], last[1]) if last else (0, GENESIS_HASH)
 
     def _append_one(
-        self, conn: sqlite3.Connection, req: _Append, head: int, staged: dict[str, tuple[int, str]]
+        self, conn: sqlite3.Connection, req: _Append, head: int, staged: dict[str, tuple[int, str]], group: int
     ) -> tuple[AppendResult, int]:
         if req.idempotency_key is not None:
             earlier = _idempotent(conn, req.idempotency_key)
@@ -325,7 +325,7 @@ class SqliteEventStore:
             )
         if recorded:
             staged[req.stream_id] = (version, recorded[-1].hash)  # remembered once the group commits
-        return AppendResult(req.stream_id, version, recorded), head
+        return AppendResult(req.stream_id, version, recorded, group_size=group), head
 
     # --- reads -------------------------------------------------------------------------------
 

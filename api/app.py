@@ -10,8 +10,10 @@ from fastapi import Depends, FastAPI
 from api.auth.guard import authorize
 from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
+from api.http_metrics import HttpMetrics
 from api.ports import Platform
 from api.routes import artifacts, audit, auth, clients, events, health, jobs, live
+from telemetry import tracing
 
 
 def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
@@ -37,6 +39,11 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
     app.state.platform = container
     install_error_handlers(app)
     install_hardening(app, container.settings)
+    app.add_middleware(HttpMetrics)
+    if tracing.active():  # OTEL_EXPORTER_OTLP_ENDPOINT set: server spans for every request
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
     for router in (
         jobs.router,
         artifacts.router,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,8 +14,9 @@ from domain import client, training_job
 from domain.commands import ClientCommand, JobCommand
 from domain.errors import DomainError
 from domain.events import Event
-from persistence.ports import ConcurrencyError, EventStore, IdempotencyKeyReused
+from persistence.ports import AppendResult, ConcurrencyError, EventStore, IdempotencyKeyReused
 from persistence.records import NewEvent, RecordedEvent
+from telemetry import metrics, tracing
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -115,6 +117,42 @@ class CommandHandler(Generic[C, S]):
         before deciding, by the store inside its serialised write, and again whenever the
         decision is not an append (a concurrent twin may have appended meanwhile, so that this
         one now sees "already exists", nothing to do, or a moved version)."""
+        name = type(command).__name__
+        stream = self.aggregate.stream_id(entity_id)
+        with tracing.tracer().start_as_current_span(
+            f"command {name}",
+            context=tracing.parent(ctx.traceparent if ctx is not None else None),
+            attributes={"flp.stream_id": stream, "flp.command": name},
+        ) as span:
+            if expected_version is not None:
+                span.set_attribute("flp.expected_version", expected_version)
+            try:
+                result = await self._execute(entity_id, command, ctx, expected_version, idempotency_key)
+            except DomainError:
+                metrics.COMMANDS.labels(name, "rule_broken").inc()
+                span.set_attribute("flp.outcome", "rule_broken")
+                raise
+            except ConcurrencyError:
+                metrics.COMMANDS.labels(name, "conflict").inc()
+                span.set_attribute("flp.outcome", "conflict")
+                raise
+            except BaseException:
+                metrics.COMMANDS.labels(name, "error").inc()
+                raise
+            outcome = "idempotent_replay" if result.duplicate else ("appended" if result.events else "nothing_to_do")
+            metrics.COMMANDS.labels(name, outcome).inc()
+            span.set_attribute("flp.outcome", outcome)
+            span.set_attribute("flp.version", result.version)
+            return result
+
+    async def _execute(
+        self,
+        entity_id: str,
+        command: C,
+        ctx: CommandContext | None,
+        expected_version: int | None,
+        idempotency_key: str | None,
+    ) -> CommandResult:
         ctx = ctx or CommandContext()
         stream = self.aggregate.stream_id(entity_id)
         if (earlier := await self._replay(idempotency_key, stream)) is not None:
@@ -147,7 +185,7 @@ class CommandHandler(Generic[C, S]):
             metadata = _metadata(ctx, command, command_id)  # one dict: the command's events share it
             new = [NewEvent.from_event(new_id(), ev, metadata) for ev in events]
             try:
-                result = await self.store.append(stream, new, version, idempotency_key)
+                result = await self._append(stream, new, version, idempotency_key)
             except ConcurrencyError:
                 self._cache.pop(stream, None)
                 verified = False
@@ -162,6 +200,26 @@ class CommandHandler(Generic[C, S]):
                 self._remember(stream, result.version, state)
             return CommandResult(stream, result.version, result.events, result.duplicate)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _append(
+        self, stream: str, events: list[NewEvent], version: int, idempotency_key: str | None
+    ) -> AppendResult:
+        with tracing.tracer().start_as_current_span(
+            "event_store.append", attributes={"flp.stream_id": stream, "flp.events": len(events)}
+        ) as span:
+            started = time.perf_counter()
+            result = await self.store.append(stream, events, version, idempotency_key)
+            metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
+            if result.events and not result.duplicate:
+                span.set_attribute("flp.position.first", result.events[0].position)
+                span.set_attribute("flp.position.last", result.events[-1].position)
+                for event in result.events:
+                    metrics.EVENTS_APPENDED.labels(event.type).inc()
+                    _observe_fl(event.type, event.data)
+            if result.group_size:
+                span.set_attribute("flp.group_commit.appends", result.group_size)
+                metrics.GROUP_COMMIT_SIZE.observe(result.group_size)
+            return result
 
     async def _replay(self, idempotency_key: str | None, stream: str) -> CommandResult | None:
         """The earlier answer for this key, if an append was made with it."""
@@ -198,7 +256,20 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _observe_fl(type_name: str, data: dict[str, Any]) -> None:
+    """The federated-learning metrics an appended event moves (round duration, clients per
+    round, failures by reason)."""
+    if type_name == "RoundCompleted":
+        metrics.ROUNDS_COMPLETED.inc()
+        metrics.ROUND_SECONDS.observe(float(data.get("duration_s") or 0.0))
+        metrics.ROUND_CLIENTS.observe(int(data.get("replied") or 0))
+    elif type_name == "ClientFailed":
+        metrics.CLIENT_FAILURES.labels(str(data.get("code", "unknown"))[:64]).inc()
+
+
 def _metadata(ctx: CommandContext, command: object, command_id: str) -> dict[str, Any]:
+    """Who and why, for every event of the command; `traceparent` names the command's own span
+    when tracing records (else the caller's, as it came in), so consumers continue its trace."""
     meta: dict[str, Any] = {
         "actor": ctx.actor,
         "command": type(command).__name__,
@@ -206,7 +277,8 @@ def _metadata(ctx: CommandContext, command: object, command_id: str) -> dict[str
         "correlation_id": ctx.correlation_id or command_id,
         "causation_id": ctx.causation_id or command_id,
     }
-    if ctx.traceparent:
-        meta["traceparent"] = ctx.traceparent
+    traceparent = tracing.current_traceparent() or ctx.traceparent
+    if traceparent:
+        meta["traceparent"] = traceparent
     meta.update(ctx.extra)
     return meta

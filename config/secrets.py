@@ -45,3 +45,8 @@ def seal_key(settings: Settings) -> bytes:
     """The HMAC key for seals; generated (mode 0600) on first use. Keep it off the store's host in
     production (FLP_AUDIT_SEAL_KEY_FILE on a separate volume or secret mount)."""
     return load_or_create_secret(seal_key_file(settings))
+
+
+def metrics_token_file(settings: Settings) -> Path:
+    """The bearer credential Prometheus scrapes /metrics with (its `credentials_file`)."""
+    return settings.metrics_token_file or settings.data_dir / "secrets" / "metrics-token"

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     )
     token: SecretStr | None = Field(default=None, description="FLP_TOKEN: the bearer token the CLI sends")
 
+    # observability (tracing itself is configured by the standard OTEL_* variables)
+    metrics_token_file: Path | None = Field(
+        default=None, description="scrape credential for GET /metrics; default data_dir/secrets/metrics-token"
+    )
+    metrics_port: int | None = Field(default=None, description="a separate, unauthenticated /metrics listener (off)")
+    metrics_host: str = Field(default="127.0.0.1", description="where the separate metrics listener binds")
+
     # audit
     audit_seal: bool = Field(default=True, description="seal every appended event with an HMAC (tamper evidence)")
     audit_seal_key_file: Path | None = Field(

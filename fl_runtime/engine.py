@@ -25,6 +25,7 @@ import httpx
 from config.ports import free_port
 from fl_runtime.control import Simulation
 from fl_runtime.processes import ManagedProcess, owned_pids
+from telemetry import metrics
 
 log = logging.getLogger(__name__)
 EngineMode = Literal["simulation", "deployment", "remote"]
@@ -176,6 +177,7 @@ class FlowerEngine:
             self._failed_probes = 0
             log.warning("Flower %s is down (see %s); restarting it", proc.name, proc.log_file)
             proc.restart()
+            metrics.FLOWER_RESTARTS.labels(proc.name.split("-")[0]).inc()
             if proc.name == "superlink":
                 superlink_restarted = True
                 proc.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)

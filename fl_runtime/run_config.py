@@ -12,6 +12,7 @@ PLATFORM_KEYS = frozenset(
         "job-id",
         "platform-url",
         "platform-token",
+        "traceparent",
         "strategy",
         "num-server-rounds",
         "num-clients",
@@ -41,7 +42,12 @@ def _coerce(key: str, value: Scalar, default: Scalar) -> Scalar:
 
 
 def run_config_for(
-    job_id: str, config: JobConfig, platform_url: str, reply_timeout_s: float, token: str | None = None
+    job_id: str,
+    config: JobConfig,
+    platform_url: str,
+    reply_timeout_s: float,
+    token: str | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Scalar]:
     """Run config for one job. Hyper-parameter names may use `_` or `-` (`batch_size`); a job's
     `reply_timeout` overrides the platform's default."""
@@ -60,6 +66,8 @@ def run_config_for(
     }
     if token:
         run_config["platform-token"] = token
+    if traceparent:
+        run_config["traceparent"] = traceparent  # the ServerApp's reports continue the job's trace
     for name, value in config.hyperparameters.items():
         key = name.replace("_", "-")
         if key not in declared or key in PLATFORM_KEYS:

@@ -47,6 +47,7 @@ from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
 from persistence.ports import EventStore
 from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ReadModelStore
+from telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,8 @@ class JobSupervisor:
         if state is None:
             if (created := _created_flower_job(recorded)) is not None:
                 self._track(job_id, recorded.version, evolve(INITIAL, created))
-                await self._act(job_id, recorded.event_id)
+                with tracing.continued(_traceparent(recorded)):
+                    await self._act(job_id, recorded.event_id)
             return
         version = self._versions[job_id]
         if recorded.version <= version:  # folded already (loaded at the stream head, or our own command)
@@ -206,7 +208,8 @@ class JobSupervisor:
             self._track(job_id, recorded.version, evolve(state, event))
         else:  # a gap in what we folded: take the stream head
             await self._refresh(job_id)
-        await self._act(job_id, recorded.event_id)
+        with tracing.continued(_traceparent(recorded)):  # the commands it leads to join its trace
+            await self._act(job_id, recorded.event_id)
 
     async def _act(self, job_id: str, causation: str | None = None) -> None:
         """What the job's current state asks of the supervisor."""
@@ -306,10 +309,7 @@ class JobSupervisor:
                 log.info("job %s: adopting Flower run %s", job_id, run_id)
             else:
                 try:
-                    token = self.token_for(job_id) if self.token_for else None
-                    run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token)
-                    simulation = self.engine.simulation_config(config.num_clients)
-                    run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)
+                    run_id = await self._start_run(job_id, config)
                     log.info("job %s: submitted Flower run %s", job_id, run_id)
                 except UnsupportedHyperparameter as exc:
                     failure = str(exc)
@@ -324,6 +324,18 @@ class JobSupervisor:
                     await self._stop_run(run_id)
             await self._refresh(job_id)
             self._settle(job_id)
+
+    async def _start_run(self, job_id: str, config: e.JobConfig) -> str:
+        """Submit the job's Flower run in a `flower.run.start` span (in the job's trace); the
+        run's ServerApp sends that span's traceparent with each round it reports."""
+        with tracing.tracer().start_as_current_span("flower.run.start", attributes={"flp.job_id": job_id}) as span:
+            token = self.token_for(job_id) if self.token_for else None
+            traceparent = tracing.current_traceparent()
+            run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token, traceparent)
+            simulation = self.engine.simulation_config(config.num_clients)
+            run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)
+            span.set_attribute("flower.run_id", run_id)
+            return run_id
 
     # --- run status ------------------------------------------------------------------------
 
@@ -475,3 +487,8 @@ def _created_flower_job(recorded: RecordedEvent) -> e.JobCreated | None:
     if isinstance(event, e.JobCreated) and event.config.runtime == "flower":
         return event
     return None
+
+
+def _traceparent(recorded: RecordedEvent) -> str | None:
+    found = recorded.metadata.get("traceparent")
+    return found if isinstance(found, str) else None

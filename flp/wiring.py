@@ -33,6 +33,7 @@ from persistence.seals import Sealer, sealer
 from projections.ports import ReadModelStore
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
+from telemetry import tracing
 
 if TYPE_CHECKING:
     from adapters.kafka_relay import KafkaRelay
@@ -115,6 +116,7 @@ class Container:
                 await self.seal_mirror.catch_up()
             except Exception:
                 log.exception("copying the last seals failed; the next start copies them")
+        tracing.flush()
         for close in reversed(self.closers):
             await close()
         await self.read_models.close()
@@ -180,6 +182,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     """The platform's object graph. `with_runtime=False` leaves out the Flower runtime and the
     Kafka relay (for one-shot CLI commands against the data dir)."""
     tune_process()
+    tracing.configure()  # OTEL_* variables decide; without an endpoint, nothing is installed
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     seals = await open_seal_store(settings)

@@ -37,6 +37,7 @@ class AppendResult:
     version: int
     events: list[RecordedEvent]
     duplicate: bool = False  # True when an idempotency key matched an earlier append
+    group_size: int = 0  # appends committed together with this one (stores that group commits)
 
 
 class EventStore(Protocol):

@@ -36,6 +36,7 @@ class DocChange:
     position: int
     doc: Doc | None
     before: bytes | None = field(default=None, repr=False, compare=False)
+    traceparent: str | None = field(default=None, repr=False, compare=False)  # of the command behind it
 
     @cached_property
     def patch(self) -> list[dict[str, Any]] | None:

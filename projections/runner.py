@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -17,9 +18,20 @@ from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
+from telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 CACHED_DOCS = 5_000  # documents remembered per projection
+
+
+def _causes(decoded: list[tuple[RecordedEvent, Any]]) -> dict[int, str]:
+    """position -> the traceparent of the command that appended the event there."""
+    out: dict[int, str] = {}
+    for recorded, _ in decoded:
+        parent = recorded.metadata.get("traceparent")
+        if isinstance(parent, str):
+            out[recorded.position] = parent
+    return out
 
 
 class ProjectionStalled(RuntimeError):
@@ -95,22 +107,30 @@ class ProjectionRunner:
         checkpoints this runner committed last. A projection whose checkpoint moved meanwhile
         (another runner) takes the careful path, `_apply_one`."""
         prepared: list[tuple[Projection, Commit, dict[str, bytes]]] = []
+        spent: dict[str, float] = {}
         for projection in self.projections:
             checkpoint = self._checkpoints.get(projection.name)
             if checkpoint is None:
                 checkpoint = await self.read_models.get_checkpoint(projection.name)
             if checkpoint >= upto:
                 continue
-            changes, before = await self._changes(projection, decoded, checkpoint)
+            started = time.perf_counter()
+            with self._span(projection.name, decoded, checkpoint):
+                changes, before = await self._changes(projection, decoded, checkpoint)
+            spent[projection.name] = time.perf_counter() - started
             prepared.append((projection, Commit(projection.name, changes, checkpoint, upto), before))
         if not prepared:
             return
+        started = time.perf_counter()
         results = await self.read_models.commit_many([commit for _, commit, _ in prepared])
+        committed = time.perf_counter() - started
+        for name, seconds in spent.items():  # each projection's own work and the commit they share
+            metrics.PROJECTION_APPLY_SECONDS.labels(name).observe(seconds + committed)
         for (projection, commit, before), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, commit.changes)
-                self._notify_changes(projection.name, commit.changes, before)
+                self._notify_changes(projection.name, commit.changes, before, _causes(decoded))
             else:
                 self._forget(projection.name)
                 await self._apply_one(projection, decoded, upto)
@@ -118,6 +138,18 @@ class ProjectionRunner:
     def _forget(self, name: str) -> None:
         self._checkpoints.pop(name, None)
         self._docs.pop(name, None)
+
+    def _span(self, name: str, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int) -> Any:
+        """`projection.apply <name>` for a batch: a child of the first event's command span,
+        linked to the other commands' spans."""
+        todo = [r for r, _ in decoded if r.position > checkpoint]
+        first = todo[0].metadata.get("traceparent") if todo else None
+        return tracing.tracer().start_as_current_span(
+            f"projection.apply {name}",
+            context=tracing.context_from(first if isinstance(first, str) else None),
+            links=tracing.links(r.metadata for r in todo[1:]),
+            attributes={"flp.projection": name, "flp.events": len(todo)},
+        )
 
     async def _changes(
         self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int
@@ -166,10 +198,16 @@ class ProjectionRunner:
             cache.popitem(last=False)
 
     def _notify_changes(
-        self, name: str, changes: Mapping[str, tuple[int, Doc | None]], before: dict[str, bytes]
+        self,
+        name: str,
+        changes: Mapping[str, tuple[int, Doc | None]],
+        before: dict[str, bytes],
+        causes: dict[int, str],
     ) -> None:
         if self.listeners:
-            self._notify([DocChange(name, k, pos, doc, before.get(k)) for k, (pos, doc) in changes.items()])
+            self._notify(
+                [DocChange(name, k, pos, doc, before.get(k), causes.get(pos)) for k, (pos, doc) in changes.items()]
+            )
 
     async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
         """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the
@@ -192,7 +230,7 @@ class ProjectionRunner:
             if await self.read_models.commit(projection.name, changes, checkpoint, upto):
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, changes)
-                self._notify_changes(projection.name, changes, before)
+                self._notify_changes(projection.name, changes, before, _causes(decoded))
                 return
             self._forget(projection.name)
             refused += 1

@@ -9,6 +9,8 @@ public routes (rate limited by client address), bearer token (401), per-principa
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import HTTPException, Request
 
 from api.auth.principal import ANONYMOUS_ADMIN, Principal
@@ -50,6 +52,19 @@ async def enforce_rate_limit(auth: AuthService, key: str) -> None:
         raise HTTPException(429, "rate limit exceeded; retry later", headers={"Retry-After": str(retry_after)})
 
 
+async def check_scrape_credential(auth: AuthService, token: str | None) -> None:
+    """Prometheus' bearer credential (its `authorization.credentials_file`): the contents of
+    FLP_METRICS_TOKEN_FILE. A user's or a service's JWT - the admin's included - is not it."""
+    if token is None:
+        raise HTTPException(401, "send the metrics scrape credential as a bearer token", headers=CHALLENGE)
+    if not hmac.compare_digest(token.encode(), auth.scrape_credential):
+        try:
+            await auth.principal_from_token(token)
+        except InvalidToken:
+            raise HTTPException(401, "not the metrics scrape credential", headers=INVALID) from None
+        raise HTTPException(403, "a user or service token cannot scrape metrics: use the scrape credential")
+
+
 async def authorize(request: Request) -> None:
     rule = route_rule(request)
     if rule is None:
@@ -57,6 +72,10 @@ async def authorize(request: Request) -> None:
     auth = get_auth(request)
     if rule.public:
         await enforce_rate_limit(auth, f"ip:{client_address(request)}")
+        return
+    if rule.scrape:
+        await enforce_rate_limit(auth, f"ip:{client_address(request)}")
+        await check_scrape_credential(auth, bearer_token(request))
         return
     if not auth.settings.auth_enabled:
         request.state.principal = ANONYMOUS_ADMIN

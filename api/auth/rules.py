@@ -15,6 +15,7 @@ class Rule:
     roles: frozenset[Role] = frozenset()  # admin may always call
     public: bool = False  # no token needed (health, token endpoint)
     job_param: str | None = None  # runtime principals only for this path parameter == their job
+    scrape: bool = False  # only the metrics scrape credential (FLP_METRICS_TOKEN_FILE), never a JWT
 
     def allows(self, principal: Principal, path_params: dict[str, str]) -> bool:
         if self.public or Role.ADMIN in principal.roles:
@@ -36,7 +37,7 @@ BOARD = roles(OPS, AUD, VIEW)  # dashboards: job board, fleet, live streams
 RULES: dict[tuple[str, str], Rule] = {
     # health, auth
     ("GET", "/health"): PUBLIC,
-    ("GET", "/metrics"): Rule(BOARD),
+    ("GET", "/metrics"): Rule(scrape=True),
     ("POST", "/auth/token"): PUBLIC,
     ("GET", "/auth/me"): Rule(frozenset(ALL_ROLES)),
     ("POST", "/auth/api-keys"): Rule(roles(ADM)),

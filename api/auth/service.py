@@ -18,6 +18,7 @@ from api.auth.principal import Principal, Role
 from api.auth.ratelimit import RateLimiter
 from api.auth.tokens import InvalidToken, SigningKeys, decode_token, issue_token, signing_keys
 from api.auth.user_cache import CachedUserStore
+from config.secrets import load_or_create_secret, metrics_token_file
 from config.settings import Settings
 from persistence.ports import ApiKeyRecord, UserRecord, UserStore
 
@@ -45,6 +46,14 @@ class AuthService:
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage)
         self._keys: SigningKeys | None = None
         self._tokens: dict[str, tuple[float, Principal]] = {}
+        self._scrape: bytes | None = None
+
+    @property
+    def scrape_credential(self) -> bytes:
+        """The metrics scrape credential, created (0600) on first use."""
+        if self._scrape is None:
+            self._scrape = load_or_create_secret(metrics_token_file(self.settings))
+        return self._scrape
 
     @property
     def keys(self) -> SigningKeys:
@@ -66,7 +75,7 @@ class AuthService:
             keys=self.keys,
         )
 
-    def _decoded(self, token: str) -> Principal:
+    def decoded(self, token: str) -> Principal:
         """The token's claims, checked once and remembered until the token expires (or for
         FLP_AUTH_CACHE_SECONDS): a signature check per request for the same token is waste."""
         now = time.time()
@@ -83,7 +92,7 @@ class AuthService:
 
     async def principal_from_token(self, token: str) -> Principal:
         """The token's principal, if the user/API key behind it still exists and is enabled."""
-        principal = self._decoded(token)
+        principal = self.decoded(token)
         if principal.kind == "user":
             user = await self.users.get_user(principal.subject)
             if user is None or user.disabled:

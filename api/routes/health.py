@@ -1,13 +1,18 @@
-"""Health and metrics: store head, projection checkpoints and lag, background services."""
+"""Health (store head, projection checkpoints and lag, faults, background services) and the
+Prometheus exposition of telemetry/metrics.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from typing import get_args
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import PlatformDep
 from api.ports import Platform
 from api.schemas import Health
+from domain.events import JobStatus
+from telemetry import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -36,25 +41,30 @@ async def health(container: PlatformDep) -> Health:
     return await health_report(container)
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-async def metrics(container: PlatformDep) -> str:
-    report = await health_report(container)
-    lines = [
-        "# TYPE flp_store_head_position gauge",
-        f"flp_store_head_position {report.head_position}",
-        "# TYPE flp_projection_lag gauge",
-    ]
-    lines += [f'flp_projection_lag{{projection="{n}"}} {v["lag"]}' for n, v in report.projections.items()]
-    lines.append("# TYPE flp_service_lag gauge")
-    lines += [
-        f'flp_service_lag{{service="{n}"}} {info["lag"]}'
-        for n, info in report.services.items()
-        if isinstance(info.get("lag"), int | float)
-    ]
-    lines.append("# TYPE flp_faulted_streams gauge")
-    lines.append(f"flp_faulted_streams {len(report.faulted_streams)}")
-    lines.append("# TYPE flp_projections_stalled gauge")
-    lines.append(f"flp_projections_stalled {int(report.stalled is not None)}")
-    lines.append("# TYPE flp_live_subscribers gauge")
-    lines.append(f"flp_live_subscribers {container.live.subscriber_count}")
-    return "\n".join(lines) + "\n"
+async def refresh_gauges(platform: Platform) -> Health:
+    """Set the gauges that describe state (lags, jobs by status, faults, subscribers, owners)
+    just before a scrape; the counters and histograms move where things happen."""
+    report = await health_report(platform)
+    metrics.STORE_HEAD.set(report.head_position)
+    for name, info in report.projections.items():
+        metrics.PROJECTION_LAG.labels(name).set(info["lag"])
+    metrics.FAULTED_STREAMS.set(len(report.faulted_streams))
+    metrics.PROJECTIONS_STALLED.set(int(report.stalled is not None))
+    metrics.LIVE_SUBSCRIBERS.set(platform.live.subscriber_count)
+    for status in get_args(JobStatus):
+        metrics.JOBS.labels(status).set(await platform.read_models.count("job_board", {"status": status}))
+    relay = report.services.get("kafka_relay")
+    if relay and isinstance(relay.get("lag"), int | float):
+        metrics.RELAY_LAG.set(relay["lag"])
+    return report
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics (bearer: the scrape credential in FLP_METRICS_TOKEN_FILE)",
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+async def prometheus_metrics(platform: PlatformDep) -> Response:
+    await refresh_gauges(platform)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from api.errors import NotFound
 from api.ports import LiveFeed
 from api.routes.jobs import JobId
 from projections.ports import DocChange, ReadModelStore
+from telemetry import tracing
 
 router = APIRouter(prefix="/live", tags=["live"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
@@ -65,7 +66,13 @@ async def _stream(
                 continue
             if change.position <= sent:
                 continue
-            yield _message(change, whole=after == 0 and change.key not in known)
+            with tracing.tracer().start_as_current_span(
+                "sse.send",
+                context=tracing.context_from(change.traceparent),
+                attributes={"flp.projection": change.projection, "flp.position": change.position},
+            ):
+                message = _message(change, whole=after == 0 and change.key not in known)
+            yield message
             known.add(change.key)
             sent = change.position
     finally:

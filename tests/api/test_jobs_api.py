@@ -106,13 +106,15 @@ async def test_clients_register_and_fleet(api: httpx.AsyncClient) -> None:
     assert (await api.get("/clients")).json()["total"] == 1
 
 
-async def test_health_reports_head_and_projection_lag(api: httpx.AsyncClient) -> None:
+async def test_health_reports_head_and_projection_lag(api: httpx.AsyncClient, container: Container) -> None:
     await start(api)
     health = (await api.get("/health")).json()
     assert health["status"] == "ok" and health["head_position"] == 1
     assert health["projections"]["job_board"] == {"checkpoint": 1, "lag": 0}
-    metrics = (await api.get("/metrics")).text
-    assert "flp_store_head_position 1" in metrics
+    assert (await api.get("/metrics")).status_code == 403  # the admin's token is not a scrape credential
+    scrape = {"Authorization": f"Bearer {container.auth.scrape_credential.decode()}"}
+    metrics = (await api.get("/metrics", headers=scrape)).text
+    assert "flp_store_head_position 1.0" in metrics
 
 
 async def test_the_board_filters_by_status_in_the_store_with_paging(api: httpx.AsyncClient) -> None:

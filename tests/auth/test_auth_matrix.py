@@ -35,7 +35,7 @@ STREAMING = {"/live/jobs", "/live/jobs/{job_id}"}  # SSE: sent with a bad query 
 EXPECTED: dict[str, str] = {
     "GET /health": "public",
     "POST /auth/token": "public",
-    "GET /metrics": "o u v",
+    "GET /metrics": "scrape",  # only the scrape credential: no JWT, not even the admin's
     "GET /auth/me": "o u v i r",
     "POST /auth/runtime-tokens": "o",
     "POST /auth/api-keys": "",
@@ -81,6 +81,8 @@ def expected(call: Call, role: Role, runtime_job: str | None) -> str:
     spec = EXPECTED[f"{call.method} {call.template}"]
     if spec == "public":
         return "public"
+    if spec == "scrape":
+        return "refused"
     if role is Role.ADMIN:
         return "allowed"
     for token in spec.split():
@@ -240,4 +242,4 @@ async def test_no_or_bad_token_is_401_everywhere_but_public_routes(app: FastAPI,
 def test_rules_only_name_known_roles() -> None:
     for (method, _), rule in RULES.items():
         assert method in {"GET", "POST", "PUT", "PATCH", "DELETE"}
-        assert rule.public or rule.roles, "a rule without roles is admin-only: say so with roles(ADM)"
+        assert rule.public or rule.scrape or rule.roles, "a rule without roles is admin-only: say so with roles(ADM)"

@@ -56,7 +56,8 @@ async def test_an_undecodable_event_faults_its_stream_only(settings: Settings) -
             assert health["status"] == "degraded"
             assert [(f["stream_id"], f["position"]) for f in health["faulted_streams"]] == [("job-A", bad_position)]
             assert "duration_s" in health["faulted_streams"][0]["reason"]
-            assert "flp_faulted_streams 1" in (await h.get("/metrics")).text
+            scrape = {"Authorization": f"Bearer {container.auth.scrape_credential.decode()}"}
+            assert "flp_faulted_streams 1.0" in (await h.get("/metrics", headers=scrape)).text
             r = await h.get("/jobs/A/state")
             assert (
                 r.status_code == 409 and r.json()["code"] == "stream_faulted" and r.json()["position"] == bad_position

@@ -48,8 +48,11 @@ class PlatformReporter:
         max_backoff_s: float = 5.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        traceparent: str = "",
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if traceparent:  # each report continues the job's trace (the platform's flower.run.start span)
+            headers["traceparent"] = traceparent
         self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, transport=transport)
         self.job_id = job_id
         self.retries = max(retries, 1)  # attempts in all, the first one included

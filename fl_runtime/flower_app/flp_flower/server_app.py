@@ -62,6 +62,7 @@ def main(grid: Grid, context: Context) -> None:
             settings.job_id,
             settings.platform_token,
             retries=settings.report_retries,
+            traceparent=settings.traceparent,
         )
         if settings.platform_url and settings.job_id
         else None

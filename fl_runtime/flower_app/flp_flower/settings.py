@@ -29,6 +29,7 @@ class RunSettings:
     fail_partitions: frozenset[int]
     stall_partitions: frozenset[int] = frozenset()
     stall_seconds: float = 30.0
+    traceparent: str = ""  # the platform's flower.run.start span: reports continue the job's trace
 
     @classmethod
     def from_context(cls, context: Context) -> RunSettings:
@@ -39,6 +40,7 @@ class RunSettings:
             job_id=str(c.get("job-id", "")),
             platform_url=str(c.get("platform-url", "")).rstrip("/"),
             platform_token=str(c.get("platform-token", "")),
+            traceparent=str(c.get("traceparent", "")),
             strategy=str(c.get("strategy", "fedavg")),
             rounds=int(c.get("num-server-rounds", 5)),
             num_clients=int(c.get("num-clients", 3)),
