@@ -118,6 +118,7 @@ class JobSupervisor:
         self._next_health_check_at = now + HEALTH_CHECK_INTERVAL_S
         self._next_reap_at = now + ORPHAN_REAP_INTERVAL_S
         self._next_stop_at: dict[str, float] = {}
+        self._origins: dict[str, str | None] = {}  # job -> traceparent of the command that created it
 
     # --- the service -----------------------------------------------------------------------
 
@@ -328,7 +329,10 @@ class JobSupervisor:
     async def _start_run(self, job_id: str, config: e.JobConfig) -> str:
         """Submit the job's Flower run in a `flower.run.start` span (in the job's trace); the
         run's ServerApp sends that span's traceparent with each round it reports."""
-        with tracing.tracer().start_as_current_span("flower.run.start", attributes={"flp.job_id": job_id}) as span:
+        origin = await self._origin(job_id)
+        with tracing.tracer().start_as_current_span(
+            "flower.run.start", context=tracing.parent(origin), attributes={"flp.job_id": job_id}
+        ) as span:
             token = self.token_for(job_id) if self.token_for else None
             traceparent = tracing.current_traceparent()
             run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token, traceparent)
@@ -336,6 +340,16 @@ class JobSupervisor:
             run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)
             span.set_attribute("flower.run_id", run_id)
             return run_id
+
+    async def _origin(self, job_id: str) -> str | None:
+        """The traceparent of the command that created the job (its first event): a run
+        submitted after a restart or from the reconciliation still joins the job's trace."""
+        if job_id not in self._origins:
+            first = await self.store.read_stream(f"job-{job_id}", 1, 1)
+            self._origins[job_id] = _traceparent(first[0]) if first else None
+            if len(self._origins) > 10_000:
+                self._origins.pop(next(iter(self._origins)))
+        return self._origins[job_id]
 
     # --- run status ------------------------------------------------------------------------
 

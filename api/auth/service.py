@@ -193,5 +193,6 @@ async def open_auth(settings: Settings, users: UserStore) -> AuthService:
     service = AuthService(settings, users)
     if settings.auth_enabled:
         _ = service.keys  # generates the HS256 secret file on first start (when no FLP_JWT_SECRET)
+        _ = service.scrape_credential  # and the metrics scrape credential, for Prometheus to read
         await service.ensure_admin()
     return service
