@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     # auth
     jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path | None = Field(default=None, description="HS256 secret in a file (created if missing)")
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None

@@ -45,6 +45,9 @@ HTTP_SECONDS = Histogram(
 
 # --- federated learning --------------------------------------------------------------------------
 JOBS = Gauge("flp_jobs", "Jobs on the board, by status", ["status"])
+RUNNING_ACCURACY = Gauge(
+    "flp_running_jobs_accuracy", "Latest central accuracy over the running jobs (mean, min, max)", ["stat"]
+)
 ROUND_SECONDS = Histogram("flp_round_duration_seconds", "Duration of a completed round", buckets=SLOW)
 ROUND_CLIENTS = Histogram("flp_round_clients", "Clients that replied in a completed round", buckets=SIZES)
 ROUNDS_COMPLETED = Counter("flp_rounds_completed", "Rounds completed")

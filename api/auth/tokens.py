@@ -34,7 +34,8 @@ class SigningKeys:
 
 
 def jwt_secret_file(settings: Settings) -> Path:
-    return settings.data_dir / "secrets" / "jwt-hs256.key"
+    """FLP_JWT_SECRET_FILE (a secret mounted into every replica), else one in the data dir."""
+    return settings.jwt_secret_file or settings.data_dir / "secrets" / "jwt-hs256.key"
 
 
 def signing_keys(settings: Settings) -> SigningKeys:

@@ -53,6 +53,14 @@ async def refresh_gauges(platform: Platform) -> Health:
     metrics.LIVE_SUBSCRIBERS.set(platform.live.subscriber_count)
     for status in get_args(JobStatus):
         metrics.JOBS.labels(status).set(await platform.read_models.count("job_board", {"status": status}))
+    running = await platform.read_models.list_docs("job_board", 1000, 0, {"status": "running"})
+    accuracies = [d["latest_metrics"]["accuracy"] for d in running if "accuracy" in d.get("latest_metrics", {})]
+    for stat, value in (
+        ("mean", sum(accuracies) / len(accuracies) if accuracies else float("nan")),
+        ("min", min(accuracies, default=float("nan"))),
+        ("max", max(accuracies, default=float("nan"))),
+    ):
+        metrics.RUNNING_ACCURACY.labels(stat).set(value)
     relay = report.services.get("kafka_relay")
     if relay and isinstance(relay.get("lag"), int | float):
         metrics.RELAY_LAG.set(relay["lag"])
