@@ -43,7 +43,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
     if tracing.active():  # OTEL_EXPORTER_OTLP_ENDPOINT set: server spans for every request
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics", exclude_spans=["receive", "send"])
     for router in (
         jobs.router,
         artifacts.router,
