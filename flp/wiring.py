@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GC_FIRST_GENERATION = 50_000
 GIL_SWITCH_INTERVAL_S = 0.0005
+METRICS_REFRESH_S = 5.0
 
 
 @dataclass
@@ -219,9 +220,34 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     return container
 
 
+def _add_metrics_listener(container: Container) -> None:
+    """FLP_METRICS_PORT: /metrics on its own port (no credential: bind it to a private
+    interface), with the state gauges refreshed every few seconds."""
+    from prometheus_client import start_http_server
+
+    from api.routes.health import refresh_gauges
+
+    settings = container.settings
+    assert settings.metrics_port is not None
+    server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+
+    async def refresh() -> None:
+        while True:
+            await refresh_gauges(container)
+            await asyncio.sleep(METRICS_REFRESH_S)
+
+    async def stop() -> None:
+        server.shutdown()
+        await asyncio.to_thread(thread.join, 5)
+
+    container.services.append(BackgroundService("metrics_listener", refresh, stop=stop))
+
+
 def _add_runtime_services(container: Container) -> None:
     """Optional services: the Flower job supervisor and the Kafka relay join here."""
     settings = container.settings
+    if settings.metrics_port is not None:
+        _add_metrics_listener(container)
     if settings.flower_mode != "off":
         from api.auth.tokens import issue_runtime_token
         from fl_runtime.service import FlowerRuntime
