@@ -121,9 +121,9 @@ def token_issue(
 
 
 async def _load_user(settings: Settings, name: str) -> Any:
-    from adapters.sqlite_users import SqliteUserStore
+    from flp.wiring import open_user_store
 
-    store = await SqliteUserStore(settings.data_dir / "users.db").open()
+    store = await open_user_store(settings)
     try:
         return await store.get_user(name)
     finally:

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from adapters.mongo_audit_seals import MongoSealStore
 from adapters.mongo_event_store import MongoEventStore
+from adapters.mongo_leases import MongoLeaseStore
 from adapters.mongo_read_models import MongoReadModelStore
+from adapters.mongo_users import MongoUserStore
+from adapters.sqlite_audit_seals import SqliteSealStore
 from adapters.sqlite_event_store import SqliteEventStore
+from adapters.sqlite_leases import SqliteLeaseStore
 from adapters.sqlite_read_models import SqliteReadModelStore
-from persistence.ports import EventStore
+from adapters.sqlite_users import SqliteUserStore
+from persistence.ports import EventStore, LeaseStore, SealStore, UserStore
 from projections.ports import ReadModelStore
 from tests.mongo.standin import MongoTestBackend
 
@@ -62,4 +68,65 @@ async def read_models(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         raise AssertionError(request.param)
     yield rm
     await rm.close()
+    await mongo.drop()
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def users(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UserStore]:
+    mongo = MongoTestBackend()
+    store: UserStore
+    if request.param == "sqlite":
+        store = await SqliteUserStore(tmp_path / "users.db").open()
+    else:
+        store = await MongoUserStore(mongo.connect()).open()
+    yield store
+    await store.close()
+    await mongo.drop()
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def seals(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SealStore]:
+    mongo = MongoTestBackend()
+    store: SealStore
+    if request.param == "sqlite":
+        store = await SqliteSealStore(tmp_path / "seals.db").open()
+    else:
+        store = await MongoSealStore(mongo.connect()).open()
+    yield store
+    await store.close()
+    await mongo.drop()
+
+
+class Clock:
+    """A wall clock the test moves: leases expire when the test says so, not after a sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LeaseFactory = Callable[[], Awaitable[LeaseStore]]
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def lease_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[LeaseFactory, Clock]]:
+    """Opens lease stores on one shared location (two calls = two replicas) with one test clock."""
+    mongo = MongoTestBackend()
+    clock = Clock()
+    opened: list[LeaseStore] = []
+
+    async def make() -> LeaseStore:
+        store: LeaseStore
+        if request.param == "sqlite":
+            store = await SqliteLeaseStore(tmp_path / "read_models.db", clock).open()
+        else:
+            store = await MongoLeaseStore(mongo.connect(), clock).open()
+        opened.append(store)
+        return store
+
+    yield make, clock
+    for store in opened:
+        await store.close()
     await mongo.drop()
