@@ -5,6 +5,8 @@ implement them; the contract tests in tests/contract check every event store ada
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -154,5 +156,60 @@ class UserStore(Protocol):
     async def list_api_keys(self) -> list[ApiKeyRecord]: ...
 
     async def revoke_api_key(self, client_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+# --- leases: one owner per background service across replicas -----------------------------------
+
+
+class FencedOut(Exception):
+    """A write made under a lease that has since passed to another owner (a higher fencing
+    token wrote first): refused, never applied. The writer has lost ownership and must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Ownership of a background service until `expires_at` (seconds since the epoch). `token`
+    (the fencing token) grows every time the lease changes hands: writes made under it carry it,
+    and a store refuses a write whose token is older than one it has seen."""
+
+    name: str
+    owner: str
+    token: int
+    expires_at: float
+
+
+@dataclass
+class Ownership:
+    """What a service run under a lease knows of it: the fencing token its writes carry and
+    until when (this process' monotonic clock) it may still act. A service run without a lease
+    (one process, a CLI tool) has the default: no token, held for ever."""
+
+    token: int | None = None
+    valid_until: float = math.inf
+
+    def held(self, margin_s: float = 0.0) -> bool:
+        """Still the owner `margin_s` seconds from now (ask before an action that cannot be fenced)."""
+        return time.monotonic() + margin_s < self.valid_until
+
+
+class LeaseStore(Protocol):
+    async def acquire(self, name: str, owner: str, ttl_s: float) -> Lease | None:
+        """Take the lease if nobody holds it or the holder's time ran out (a new, higher token),
+        or keep it if `owner` holds it (same token); None while another owner holds it."""
+        ...
+
+    async def renew(self, lease: Lease, ttl_s: float) -> Lease | None:
+        """Extend a lease still held (same owner and token, not expired); None when it was lost."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up at once (a clean stop): another replica may take it right away."""
+        ...
+
+    async def holder(self, name: str) -> Lease | None:
+        """Who holds the lease now (None: nobody, or the last holder's time ran out)."""
+        ...
 
     async def close(self) -> None: ...
