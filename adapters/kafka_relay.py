@@ -34,13 +34,19 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry.trace import SpanKind
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential_jitter,
+)
 
 from adapters.kafka_cloudevents import DEFAULT_SOURCE, MessageMapper
 from adapters.kafka_config import DEFAULT_PARTITIONS, client_options
 from adapters.kafka_topic import ensure_topic
 from config.settings import Settings
-from persistence.ports import EventStore
+from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent
 from projections.ports import ReadModelStore
 from telemetry import metrics, tracing
@@ -99,6 +105,7 @@ class KafkaRelay:
         self.settings = settings
         self.config = config or RelayConfig.from_settings(settings)
         self.on_published = on_published  # called with each acknowledged round (bench, tests)
+        self.ownership = Ownership()  # the relay lease, when replicas share the store (flp.exclusive)
         self.state = "idle"
         self.published_position: int | None = None  # last checkpointed position
         self.acknowledged_position: int | None = None  # last position the broker acknowledged
@@ -179,7 +186,7 @@ class KafkaRelay:
         """Sessions until one returns (only when stopping): broker, network or store trouble is
         retried forever, cancellation is not; `stop()` cuts a wait short and ends the retries."""
         return AsyncRetrying(
-            retry=retry_if_exception_type(Exception),
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(FencedOut),
             wait=wait_exponential_jitter(
                 multiplier=self.config.backoff_initial_s,
                 max=self.config.backoff_max_s,
@@ -454,7 +461,7 @@ class KafkaRelay:
             raise RelayError(f"acknowledged batches are not on the broker any more ({', '.join(missing)})")
 
     async def _save_checkpoint(self, position: int) -> None:
-        await self.checkpoints.set_checkpoint(self.config.checkpoint_name, position)
+        await self.checkpoints.set_checkpoint(self.config.checkpoint_name, position, self.ownership.token)
         self.published_position = position
         await self._notify()
 

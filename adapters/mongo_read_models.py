@@ -30,6 +30,7 @@ from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from persistence.ports import FencedOut
 from projections.ports import Commit, Doc, DocChange, Where, check_where
 
 READ_MODELS = "read_models"
@@ -123,16 +124,34 @@ class MongoReadModelStore:
             await self._roll_forward(name, str(cp["pending"]))
         return cp
 
-    async def set_checkpoint(self, name: str, position: int) -> None:
+    async def set_checkpoint(self, name: str, position: int, fence: int | None = None) -> None:
         for _attempt in range(2):  # two first-time upserts may race on _id: the loser retries
             with contextlib.suppress(DuplicateKeyError):
-                await self.checkpoints.update_one({"_id": name}, {"$set": {"position": position}}, upsert=True)
-                return
+                result = await self.checkpoints.update_one(
+                    {"_id": name, **_fence_filter(fence)}, _fence_update({"position": position}, fence), upsert=True
+                )
+                if result.matched_count or result.upserted_id is not None:
+                    return
+        await self._refuse_if_fenced(name, fence)
+
+    async def _refuse_if_fenced(self, name: str, fence: int | None) -> None:
+        if fence is None:
+            return
+        cp = await self.checkpoints.find_one({"_id": name}, {"fence": 1})
+        if cp is not None and int(cp.get("fence", 0)) > fence:
+            raise FencedOut(f"checkpoint {name} was written under lease token {cp['fence']}; this writer holds {fence}")
 
     async def commit(
-        self, projection: str, changes: Mapping[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
+        self,
+        projection: str,
+        changes: Mapping[str, tuple[int, Doc | None]],
+        from_checkpoint: int,
+        to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         cp = await self._checkpoint(projection)
+        if fence is not None and cp is not None and int(cp.get("fence", 0)) > fence:
+            raise FencedOut(f"checkpoint {projection} was written under lease token {cp['fence']}; this one is {fence}")
         if (int(cp["position"]) if cp else 0) != from_checkpoint:
             return False  # cheap early answer; the conditional update below is what decides
         batch = uuid.uuid4().hex
@@ -153,8 +172,8 @@ class MongoReadModelStore:
             await self.batches.insert_many(staged, ordered=False)
         try:  # the commit point: one document update
             won = await self.checkpoints.find_one_and_update(
-                {"_id": projection, "position": from_checkpoint, "pending": None},
-                {"$set": {"position": to_checkpoint, "pending": batch if staged else None}},
+                {"_id": projection, "position": from_checkpoint, "pending": None, **_fence_filter(fence)},
+                _fence_update({"position": to_checkpoint, "pending": batch if staged else None}, fence),
                 upsert=from_checkpoint == 0,
                 return_document=ReturnDocument.AFTER,
             )
@@ -163,6 +182,7 @@ class MongoReadModelStore:
         if won is None:
             if staged:
                 await self.batches.delete_many({"batch": batch})
+            await self._refuse_if_fenced(projection, fence)
             return False
         if staged:
             await self._apply(projection, batch, staged)
@@ -170,7 +190,9 @@ class MongoReadModelStore:
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
         """One `commit` after another: each is its own commit point (no multi-document transactions)."""
-        return [await self.commit(c.projection, c.changes, c.from_checkpoint, c.to_checkpoint) for c in commits]
+        return [
+            await self.commit(c.projection, c.changes, c.from_checkpoint, c.to_checkpoint, c.fence) for c in commits
+        ]
 
     async def _roll_forward(self, projection: str, batch: str) -> None:
         staged = await self.batches.find({"batch": batch}).to_list(None)
@@ -201,6 +223,15 @@ class MongoReadModelStore:
         await self.checkpoints.delete_many({"_id": projection})  # first: racing commits now fail
         await self.batches.delete_many({"projection": projection})
         await self.docs.delete_many({"projection": projection})
+
+
+def _fence_filter(fence: int | None) -> dict[str, Any]:
+    """Match a checkpoint no higher lease token has written (a missing fence is token 0)."""
+    return {} if fence is None else {"$or": [{"fence": {"$exists": False}}, {"fence": {"$lte": fence}}]}
+
+
+def _fence_update(fields: dict[str, Any], fence: int | None) -> dict[str, Any]:
+    return {"$set": fields} if fence is None else {"$set": fields, "$max": {"fence": fence}}
 
 
 async def ensure_read_model_indexes(docs: MongoCollection, batches: MongoCollection) -> None:

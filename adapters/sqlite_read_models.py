@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from adapters.sqlite_threads import SqliteThreads
+from persistence.ports import FencedOut
 from projections.ports import Commit, Doc, DocChange, Where, check_where
 
 SCHEMA = """
@@ -24,7 +25,8 @@ CREATE INDEX IF NOT EXISTS read_models_by_position ON read_models (projection, p
 CREATE INDEX IF NOT EXISTS read_models_by_status ON read_models (projection, json_extract(doc, '$.status'));
 CREATE TABLE IF NOT EXISTS checkpoints (
     name     TEXT PRIMARY KEY,
-    position INTEGER NOT NULL
+    position INTEGER NOT NULL,
+    fence    INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -43,6 +45,14 @@ def _where(projection: str, where: Where | None) -> tuple[str, tuple[Any, ...]]:
     return " AND ".join(clauses), tuple(params)
 
 
+def _fenced(conn: sqlite3.Connection, name: str, fence: int | None) -> None:
+    if fence is None:
+        return
+    row = conn.execute("SELECT fence FROM checkpoints WHERE name = ?", (name,)).fetchone()
+    if row is not None and row[0] > fence:
+        raise FencedOut(f"checkpoint {name} was written under lease token {row[0]}; this writer holds {fence}")
+
+
 INLINE_ROWS = 200  # reads of at most this many rows by key run inline on the event loop
 
 
@@ -59,7 +69,13 @@ class SqliteReadModelStore:
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._pool.run(lambda conn: conn.executescript(SCHEMA))
+
+        def create(conn: sqlite3.Connection) -> None:
+            conn.executescript(SCHEMA)
+            if "fence" not in {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}:
+                conn.execute("ALTER TABLE checkpoints ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
+
+        await self._pool.run(create)
         return self
 
     async def close(self) -> None:
@@ -124,18 +140,35 @@ class SqliteReadModelStore:
         rows = await self._rows("SELECT position FROM checkpoints WHERE name = ?", (name,), inline=True)
         return int(rows[0][0]) if rows else 0
 
-    async def set_checkpoint(self, name: str, position: int) -> None:
-        await self._rows(
-            "INSERT INTO checkpoints (name, position) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (name, position),
-        )
+    async def set_checkpoint(self, name: str, position: int, fence: int | None = None) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _fenced(conn, name, fence)
+                conn.execute(
+                    "INSERT INTO checkpoints (name, position, fence) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                    " fence = max(fence, excluded.fence)",
+                    (name, position, fence or 0),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._pool.run(write)
 
     async def commit(
-        self, projection: str, changes: Mapping[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
+        self,
+        projection: str,
+        changes: Mapping[str, tuple[int, Doc | None]],
+        from_checkpoint: int,
+        to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         return await self._pool.run(
-            lambda conn: self._commit_sync(conn, projection, dict(changes), from_checkpoint, to_checkpoint)
+            lambda conn: self._commit_sync(conn, projection, dict(changes), from_checkpoint, to_checkpoint, fence)
         )
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
@@ -146,7 +179,8 @@ class SqliteReadModelStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             done = [
-                self._write(conn, c.projection, dict(c.changes), c.from_checkpoint, c.to_checkpoint) for c in commits
+                self._write(conn, c.projection, dict(c.changes), c.from_checkpoint, c.to_checkpoint, c.fence)
+                for c in commits
             ]
             conn.execute("COMMIT")
             return done
@@ -162,10 +196,11 @@ class SqliteReadModelStore:
         changes: dict[str, tuple[int, Doc | None]],
         from_checkpoint: int,
         to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            done = self._write(conn, projection, changes, from_checkpoint, to_checkpoint)
+            done = self._write(conn, projection, changes, from_checkpoint, to_checkpoint, fence)
             conn.execute("COMMIT" if done else "ROLLBACK")
             return done
         except BaseException:
@@ -180,9 +215,11 @@ class SqliteReadModelStore:
         changes: dict[str, tuple[int, Doc | None]],
         from_checkpoint: int,
         to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         """Inside a transaction: the writes and the checkpoint move, if the checkpoint is still
-        `from_checkpoint` (else nothing, False)."""
+        `from_checkpoint` (else nothing, False) and no higher lease token wrote it (FencedOut)."""
+        _fenced(conn, projection, fence)
         row = conn.execute("SELECT position FROM checkpoints WHERE name = ?", (projection,)).fetchone()
         if (row[0] if row else 0) != from_checkpoint:
             return False
@@ -199,9 +236,9 @@ class SqliteReadModelStore:
         )
         conn.executemany("DELETE FROM read_models WHERE projection = ? AND key = ?", deletes)
         conn.execute(
-            "INSERT INTO checkpoints (name, position) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (projection, to_checkpoint),
+            "INSERT INTO checkpoints (name, position, fence) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position, fence = max(fence, excluded.fence)",
+            (projection, to_checkpoint, fence or 0),
         )
         return True
 

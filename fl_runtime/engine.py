@@ -13,6 +13,8 @@ platform (see `fl_runtime.processes`).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+import psutil
 
 from config.ports import free_port
 from fl_runtime.control import Simulation
-from fl_runtime.processes import ManagedProcess, owned_pids
+from fl_runtime.processes import ManagedProcess, owned_pids, owned_processes
 from telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,7 @@ class FlowerEngine:
             return
         home = self.root / "home"
         home.mkdir(parents=True, exist_ok=True)
+        self._stop_leftovers()
         env = flower_env(home)
         host = self.config.host
         port = free_port(host)
@@ -128,6 +132,7 @@ class FlowerEngine:
         self.processes.append(superlink)
         self.owners.append(superlink.owner)
         superlink.start()
+        self._remember_owners()
         self._health_url = f"http://{host}:{port}/health"
         try:
             superlink.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
@@ -159,6 +164,7 @@ class FlowerEngine:
             self.processes.append(node)
             self.owners.append(node.owner)
             node.start()
+        self._remember_owners()
         for node in self.processes[1:]:
             node.wait_healthy(lambda: True, 1.0)  # started and still alive
 
@@ -198,6 +204,36 @@ class FlowerEngine:
         return [pid for proc in self.processes for pid in proc.reap_orphans()]
 
     def stop(self) -> None:
+        started = bool(self.processes)
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        self.control_address = ""  # start() may run again (the runtime lease came back)
+        if started:  # (a replica that never ran the engine must not touch the owner's list)
+            with contextlib.suppress(OSError):
+                self._owners_file.unlink()
+
+    @property
+    def _owners_file(self) -> Path:
+        return self.root / "owners.json"
+
+    def _remember_owners(self) -> None:
+        self._owners_file.write_text(json.dumps([p.owner for p in self.processes]))
+
+    def _stop_leftovers(self) -> None:
+        """Kill the processes a previous owner of this data dir left running: an flp process
+        killed outright (SIGKILL, OOM) leaves its SuperLink and SuperNodes behind, still holding
+        the SuperLink's database. Only the holder of the runtime lease starts an engine, so any
+        process listed there is stale."""
+        try:
+            owners = json.loads(self._owners_file.read_text())
+        except (OSError, ValueError):
+            return
+        for owner in owners if isinstance(owners, list) else []:
+            leftovers = owned_processes(str(owner))
+            if leftovers:
+                log.warning("stopping %s Flower processes a previous flp process left (%s)", len(leftovers), owner)
+            for proc in leftovers:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(leftovers, timeout=10)

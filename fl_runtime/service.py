@@ -16,7 +16,7 @@ from domain.training_job import JobState
 from fl_runtime.control import FlowerControl
 from fl_runtime.engine import EngineConfig, FlowerEngine
 from fl_runtime.supervisor import JobSupervisor, mark_lost_runs
-from persistence.ports import EventStore
+from persistence.ports import EventStore, Ownership
 from projections.ports import ReadModelStore
 
 
@@ -50,6 +50,7 @@ class FlowerRuntime:
         self._restarting = False
         self._new_supervisor = asyncio.Event()
         self.started = asyncio.Event()
+        self.ownership = Ownership()  # the runtime lease, when replicas share the store (flp.exclusive)
 
     @property
     def public_url(self) -> str:
@@ -74,6 +75,7 @@ class FlowerRuntime:
                 self.public_url,
                 self.settings.flower_reply_timeout_s,
                 self.token_for,
+                ownership=self.ownership,
             )
             self._supervisor_task = asyncio.create_task(self.supervisor.run(), name="flower-supervisor")
             self._restarting = False
@@ -104,7 +106,9 @@ class FlowerRuntime:
                 await self._supervisor_task
         if self.control is not None:
             self.control.close()
+            self.control = None  # run() may start again (the runtime lease came back)
         await asyncio.to_thread(self.engine.stop)
+        self.started.clear()
 
     def info(self) -> dict[str, Any]:
         return {

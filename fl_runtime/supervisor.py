@@ -44,7 +44,7 @@ from domain.training_job import INITIAL, JobState, evolve
 from fl_runtime.control import RunControl, RunInfo
 from fl_runtime.engine import FlowerEngine
 from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
-from persistence.ports import EventStore
+from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ReadModelStore
 from telemetry import tracing
@@ -60,6 +60,7 @@ ACTOR = "flower-supervisor"
 HEALTH_CHECK_INTERVAL_S = 5.0  # owned Flower processes: restart what died
 ORPHAN_REAP_INTERVAL_S = 5.0  # while no run is live: kill Ray agents left behind by finished runs
 REAP_AFTER_RUN_END_S = 2.0  # a run's Ray agents are orphaned shortly after it ends or is stopped
+SUBMIT_MARGIN_S = 1.0  # submit a run only with at least this long left on the runtime lease
 STOP_RETRY_INTERVAL_S = 5.0  # a cancelled job's run that is still unfinished: ask again
 
 
@@ -94,6 +95,7 @@ class JobSupervisor:
         token_for: Callable[[str], str | None] | None = None,
         poll_interval_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        ownership: Ownership | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -105,6 +107,7 @@ class JobSupervisor:
         self.token_for = token_for
         self.poll_interval_s = poll_interval_s
         self._clock = clock
+        self.ownership = ownership or Ownership()
         self.tracked: dict[str, JobState] = {}
         self._versions: dict[str, int] = {}  # stream version each tracked state is folded to
         self.position = 0  # the feed is folded into `tracked` up to here
@@ -175,7 +178,9 @@ class JobSupervisor:
         doc: dict[str, Any] = {"job_ids": job_ids, "position": self.position}
         for _ in range(COMMIT_ATTEMPTS):
             changes = {OPEN_JOBS: (self.position, doc)}
-            if await self.read_models.commit(CHECKPOINT, changes, self._checkpoint, self.position):
+            if await self.read_models.commit(
+                CHECKPOINT, changes, self._checkpoint, self.position, self.ownership.token
+            ):
                 self._checkpoint, self._saved = self.position, (self.position, job_ids)
                 return
             # Another writer moved the checkpoint (the previous supervisor's last commit landing
@@ -308,6 +313,9 @@ class JobSupervisor:
             if existing:
                 run_id = existing[0].run_id
                 log.info("job %s: adopting Flower run %s", job_id, run_id)
+            elif not self.ownership.held(SUBMIT_MARGIN_S):
+                # A run cannot be fenced once submitted: submit only with time left on the lease.
+                raise FencedOut(f"the runtime lease is lapsing; job {job_id} is left to the next owner")
             else:
                 try:
                     run_id = await self._start_run(job_id, config)

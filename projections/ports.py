@@ -57,6 +57,7 @@ class Commit:
     changes: Mapping[str, tuple[int, Doc | None]]
     from_checkpoint: int
     to_checkpoint: int
+    fence: int | None = None  # the writer's lease token (persistence.ports.Lease)
 
 
 class ReadModelStore(Protocol):
@@ -79,13 +80,23 @@ class ReadModelStore(Protocol):
 
     async def get_checkpoint(self, name: str) -> int: ...
 
-    async def set_checkpoint(self, name: str, position: int) -> None: ...
+    async def set_checkpoint(self, name: str, position: int, fence: int | None = None) -> None:
+        """With `fence` (a lease token): FencedOut if a higher token wrote this checkpoint."""
+        ...
 
     async def commit(
-        self, projection: str, changes: Mapping[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
+        self,
+        projection: str,
+        changes: Mapping[str, tuple[int, Doc | None]],
+        from_checkpoint: int,
+        to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         """Write the documents and move the checkpoint together, only if the checkpoint is still
-        `from_checkpoint` (another runner did not get there first). False = nothing written."""
+        `from_checkpoint` (another runner did not get there first). False = nothing written.
+        With `fence` (the writer's lease token): persistence.ports.FencedOut, nothing written,
+        if a write with a higher token reached this checkpoint before (the lease changed hands).
+        """
         ...
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from persistence.ports import EventStore
+from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
@@ -22,6 +22,7 @@ from telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 CACHED_DOCS = 5_000  # documents remembered per projection
+FOLLOW_INTERVAL_S = 0.05  # how often a replica that does not own the projections looks for their commits
 
 
 def _causes(decoded: list[tuple[RecordedEvent, Any]]) -> dict[int, str]:
@@ -63,6 +64,7 @@ class ProjectionRunner:
         self._docs: dict[str, OrderedDict[str, bytes | None]] = {}  # ... and the documents (None: none)
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
+        self.ownership = Ownership()  # the projections lease, when replicas share the store (flp.exclusive)
 
     async def low_checkpoint(self) -> int:
         return min([await self.read_models.get_checkpoint(p.name) for p in self.projections], default=0)
@@ -89,6 +91,9 @@ class ProjectionRunner:
             if new_faults:  # committed before any projection moves past the bad event
                 await self._apply_one(self._fault_log, new_faults, batch[-1].position)
             await self._apply_all(decoded, batch[-1].position)
+        except FencedOut:
+            self._forget_all()  # another replica owns the projections now; nothing is stuck
+            raise
         except Exception as exc:
             self.stalled = f"{type(exc).__name__}: {exc}"
             raise
@@ -118,7 +123,8 @@ class ProjectionRunner:
             with self._span(projection.name, decoded, checkpoint):
                 changes, before = await self._changes(projection, decoded, checkpoint)
             spent[projection.name] = time.perf_counter() - started
-            prepared.append((projection, Commit(projection.name, changes, checkpoint, upto), before))
+            commit = Commit(projection.name, changes, checkpoint, upto, self.ownership.token)
+            prepared.append((projection, commit, before))
         if not prepared:
             return
         started = time.perf_counter()
@@ -138,6 +144,10 @@ class ProjectionRunner:
     def _forget(self, name: str) -> None:
         self._checkpoints.pop(name, None)
         self._docs.pop(name, None)
+
+    def _forget_all(self) -> None:
+        self._checkpoints.clear()
+        self._docs.clear()
 
     def _span(self, name: str, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int) -> Any:
         """`projection.apply <name>` for a batch: a child of the first event's command span,
@@ -227,7 +237,7 @@ class ProjectionRunner:
                     f"{refused} times at checkpoint {checkpoint}"
                 )
             changes, before = await self._changes(projection, decoded, checkpoint)
-            if await self.read_models.commit(projection.name, changes, checkpoint, upto):
+            if await self.read_models.commit(projection.name, changes, checkpoint, upto, self.ownership.token):
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, changes)
                 self._notify_changes(projection.name, changes, before, _causes(decoded))
@@ -264,11 +274,41 @@ class ProjectionRunner:
         return position
 
     async def run(self, store: EventStore, batch_size: int = 2000) -> None:
-        """Follow the feed forever (until cancelled)."""
+        """Follow the feed forever (until cancelled, or FencedOut when another replica took the
+        projections lease)."""
+        self._forget_all()  # what a previous turn as owner (or as follower) cached may be stale
         await self.catch_up(store, batch_size)
         feed: AsyncIterator[list[RecordedEvent]] = store.subscribe(await self.low_checkpoint(), batch_size)
         async for batch in feed:
             await self.apply(batch)
+
+    async def follow(self, interval_s: float = FOLLOW_INTERVAL_S) -> None:
+        """On a replica that does not own the projections (another replica runs `run`): pass what
+        the owner commits to this replica's listeners (live subscribers, as JSON Patches against
+        the versions seen before) and waiters (read-your-writes), by polling the checkpoints."""
+        self._forget_all()
+        names = [p.name for p in self.projections]
+        seen = {name: await self.read_models.get_checkpoint(name) for name in names}
+        self._advance(min(seen.values(), default=0))
+        while True:
+            await asyncio.sleep(interval_s)
+            changes: list[DocChange] = []
+            for name in [*names, self._fault_log.name]:
+                checkpoint = await self.read_models.get_checkpoint(name)  # first: no change past it is half-seen
+                if checkpoint <= seen.get(name, 0):
+                    continue
+                after = await self.read_models.changed_after(name, seen.get(name, 0))
+                found = [c for c in after if c.position <= checkpoint]
+                seen[name] = checkpoint
+                if name == self._fault_log.name:
+                    self.faults.update({c.key: StreamFault.from_doc(c.doc) for c in found if c.doc is not None})
+                    continue
+                cache = self._docs.setdefault(name, OrderedDict())
+                for change in found:
+                    changes.append(DocChange(name, change.key, change.position, change.doc, cache.get(change.key)))
+                self._remember_docs(name, {c.key: (c.position, c.doc) for c in found})
+            self._notify(changes)
+            self._advance(min(seen[name] for name in names) if names else 0)
 
     async def wait_for(self, position: int, timeout: float = 10.0) -> None:
         """Block until the projections have applied `position` (read-your-writes for callers).

@@ -24,11 +24,16 @@ class CheckpointAlwaysMoves(SqliteReadModelStore):
     refuse = True
 
     async def commit(
-        self, projection: str, changes: Mapping[str, tuple[int, Doc | None]], from_checkpoint: int, to_checkpoint: int
+        self,
+        projection: str,
+        changes: Mapping[str, tuple[int, Doc | None]],
+        from_checkpoint: int,
+        to_checkpoint: int,
+        fence: int | None = None,
     ) -> bool:
         if self.refuse:
             return False
-        return await super().commit(projection, changes, from_checkpoint, to_checkpoint)
+        return await super().commit(projection, changes, from_checkpoint, to_checkpoint, fence)
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
         return [False] * len(commits) if self.refuse else await super().commit_many(commits)
