@@ -192,4 +192,7 @@ class Health(BaseModel):
     faulted_streams: list[dict[str, Any]] = Field(
         default_factory=list, description="streams with an event that does not decode (frozen on the read side)"
     )
-    services: dict[str, dict[str, Any]]
+    services: dict[str, dict[str, Any]] = Field(
+        description="background services; those run by one replica at a time say `owner` (and `here`)"
+    )
+    replica: str = Field(description="the replica that answered (its name in the service leases)")

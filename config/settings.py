@@ -35,6 +35,14 @@ class Settings(BaseSettings):
         default="memory://", description="a `limits` storage URI; redis://… shares the counts between replicas"
     )
 
+    # replicas: services that must run once (projections, Kafka relay, Flower runtime, seal copy)
+    # run on the replica holding their lease; another takes over within about 1.3 x the TTL
+    lease_ttl_s: float = Field(default=5.0, gt=0.2, le=300, description="how long a silent owner keeps a service")
+    follow_interval_s: float = Field(
+        default=0.05, gt=0, le=5, description="how often a replica not owning the projections looks for their commits"
+    )
+    replica_id: str | None = Field(default=None, description="this replica's name in leases; default host:pid:random")
+
     # auth
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path | None = Field(default=None, description="HS256 secret in a file (created if missing)")

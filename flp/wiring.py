@@ -7,7 +7,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from adapters.artifacts_fs import FsArtifactStore
 from adapters.live_hub import LiveHub
 from adapters.sqlite_event_store import SqliteEventStore
+from adapters.sqlite_leases import SqliteLeaseStore
 from adapters.sqlite_read_models import SqliteReadModelStore
 from adapters.sqlite_users import SqliteUserStore
 from api.auth.service import AuthService, open_auth
@@ -28,7 +29,8 @@ from config.settings import Settings
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
 from domain.training_job import JobState
-from persistence.ports import ArtifactStore, EventStore, SealStore
+from flp.exclusive import ExclusiveService, replica_id
+from persistence.ports import ArtifactStore, EventStore, LeaseStore, Ownership, SealStore, UserStore
 from persistence.seals import Sealer, sealer
 from projections.ports import ReadModelStore
 from projections.registry import all_projections
@@ -53,6 +55,7 @@ class BackgroundService:
     run: Callable[[], Awaitable[None]]
     stop: Callable[[], Awaitable[None]] | None = None
     info: Callable[[], dict[str, Any]] | None = None  # shown by the health endpoint
+    leased: ExclusiveService | None = None  # run by the holder of its lease only
 
 
 @dataclass
@@ -69,12 +72,35 @@ class Container:
     auth: AuthService
     audit: AuditTrail
     artifacts: ArtifactStore
+    leases: LeaseStore
+    replica: str  # this replica's name in the leases
     seal_mirror: SealMirror | None = None
     runtime: FlowerRuntime | None = None
     relay: KafkaRelay | None = None
     services: list[BackgroundService] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # called by stop()
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def exclusive(
+        self,
+        name: str,
+        run: Callable[[], Coroutine[Any, Any, None]],
+        ownership: Ownership,
+        *,
+        standby: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        stop: Callable[[], Awaitable[None]] | None = None,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
+        info: Callable[[], dict[str, Any]] | None = None,
+    ) -> BackgroundService:
+        """A service that runs on one replica at a time: the holder of its lease (flp.exclusive)."""
+        leased = ExclusiveService(
+            name, self.leases, self.replica, self.settings.lease_ttl_s, run, ownership, standby=standby, on_lost=on_lost
+        )
+
+        def described() -> dict[str, Any]:
+            return {**leased.info(), **(info() if info is not None and leased.owned else {})}
+
+        return BackgroundService(name, leased.run, stop, described, leased)
 
     async def start(self) -> None:
         """Copy any seals a crash left uncopied, catch the projections up, then start every
@@ -120,18 +146,85 @@ class Container:
         tracing.flush()
         for close in reversed(self.closers):
             await close()
-        await self.read_models.close()
-        await self.store.close()
+
+
+def _mongo_url(settings: Settings) -> bool:
+    return settings.resolved_store_url().startswith(("mongodb://", "mongodb+srv://"))
+
+
+@dataclass
+class Stores:
+    """Every store of the platform, on one backend: SQLite files in the data dir (the default),
+    or one MongoDB database reached through one connection pool (FLP_STORE_URL=mongodb://...),
+    so that replicas on several machines share users, leases and seals as well as the events."""
+
+    events: EventStore
+    read_models: ReadModelStore
+    users: UserStore
+    leases: LeaseStore
+    artifacts: ArtifactStore
+    seals: SealStore | None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+
+
+async def open_all(settings: Settings, sealer: Sealer | None = None) -> Stores:
+    url = settings.resolved_store_url()
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        events = await SqliteEventStore(path, settings.sqlite_synchronous, sealer).open()
+        rm_path = path.with_name(path.stem + "-read-models.db")
+        read_models = await SqliteReadModelStore(rm_path).open()
+        users = await SqliteUserStore(settings.data_dir / "users.db").open()
+        leases = await SqliteLeaseStore(rm_path).open()
+        seals: SealStore | None = None
+        if settings.audit_seal:
+            from adapters.sqlite_audit_seals import SqliteSealStore
+
+            # NORMAL: the seal that makes an event acknowledged is in the event's own row (FULL); this
+            # copy is re-made from those rows at the next start if a power cut takes its newest pages.
+            seals = await SqliteSealStore(settings.data_dir / "audit-seals.db", "NORMAL").open()
+        stores = Stores(events, read_models, users, leases, FsArtifactStore(settings.artifacts_dir), seals)
+    elif _mongo_url(settings):
+        from adapters.mongo_artifact_store import MongoArtifactStore
+        from adapters.mongo_audit_seals import MongoSealStore
+        from adapters.mongo_client import MongoConnection
+        from adapters.mongo_event_store import MongoEventStore
+        from adapters.mongo_leases import MongoLeaseStore
+        from adapters.mongo_read_models import MongoReadModelStore
+        from adapters.mongo_users import MongoUserStore
+
+        connection = MongoConnection.from_settings(settings)  # one pool; closed with the last store
+        artifacts = await MongoArtifactStore(connection).open()
+        stores = Stores(
+            await MongoEventStore(connection, sealer=sealer).open(),
+            await MongoReadModelStore(connection).open(),
+            await MongoUserStore(connection).open(),
+            await MongoLeaseStore(connection).open(),
+            artifacts,
+            await MongoSealStore(connection).open() if settings.audit_seal else None,
+        )
+        stores.closers.append(artifacts.close)
+    else:
+        raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
+    stores.closers += [stores.events.close, stores.read_models.close, stores.leases.close]
+    if stores.seals is not None:
+        stores.closers.append(stores.seals.close)
+    return stores
 
 
 async def open_stores(settings: Settings, sealer: Sealer | None = None) -> tuple[EventStore, ReadModelStore]:
+    """Just the events and the read models (CLI tools, benchmarks)."""
     url = settings.resolved_store_url()
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         store = await SqliteEventStore(path, settings.sqlite_synchronous, sealer).open()
         read_models = await SqliteReadModelStore(path.with_name(path.stem + "-read-models.db")).open()
         return store, read_models
-    if url.startswith(("mongodb://", "mongodb+srv://")):
+    if _mongo_url(settings):
         from adapters.mongo_client import MongoConnection
         from adapters.mongo_event_store import MongoEventStore
         from adapters.mongo_read_models import MongoReadModelStore
@@ -141,28 +234,14 @@ async def open_stores(settings: Settings, sealer: Sealer | None = None) -> tuple
     raise ValueError(f"unsupported FLP_STORE_URL {url!r}: expected sqlite:///PATH or mongodb://...")
 
 
-async def open_seal_store(settings: Settings) -> SealStore | None:
-    """The seal store (None with FLP_AUDIT_SEAL=false): a copy of every event's seal kept apart
-    from the events, so that deleting the newest events (with their seals) shows."""
-    if not settings.audit_seal:
-        return None
-    from adapters.sqlite_audit_seals import SqliteSealStore
-
-    # NORMAL: the seal that makes an event acknowledged is in the event's own row (FULL); this
-    # copy is re-made from those rows at the next start if a power cut takes its newest pages.
-    return await SqliteSealStore(settings.data_dir / "audit-seals.db", "NORMAL").open()
-
-
-async def open_artifacts(settings: Settings) -> tuple[ArtifactStore, Callable[[], Awaitable[None]] | None]:
-    """Model artifacts: GridFS beside a MongoDB store, else a folder in the data dir."""
-    url = settings.resolved_store_url()
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        from adapters.mongo_artifact_store import MongoArtifactStore
+async def open_user_store(settings: Settings) -> UserStore:
+    """The users and API keys alone (the admin CLI)."""
+    if _mongo_url(settings):
         from adapters.mongo_client import MongoConnection
+        from adapters.mongo_users import MongoUserStore
 
-        artifacts = await MongoArtifactStore(MongoConnection.from_settings(settings)).open()
-        return artifacts, artifacts.close
-    return FsArtifactStore(settings.artifacts_dir), None
+        return await MongoUserStore(MongoConnection.from_settings(settings)).open()
+    return await SqliteUserStore(settings.data_dir / "users.db").open()
 
 
 def tune_process() -> None:
@@ -186,35 +265,38 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
     tracing.configure()  # OTEL_* variables decide; without an endpoint, nothing is installed
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    seals = await open_seal_store(settings)
-    key = seal_key(settings) if seals is not None else None
-    store, read_models = await open_stores(settings, sealer(key) if key is not None else None)
-    artifacts, close_artifacts = await open_artifacts(settings)
-    users = await SqliteUserStore(settings.data_dir / "users.db").open()
-    auth = await open_auth(settings, users)
+    key = seal_key(settings) if settings.audit_seal else None
+    stores = await open_all(settings, sealer(key) if key is not None else None)
+    auth = await open_auth(settings, stores.users)
     live = LiveHub()
-    runner = ProjectionRunner(read_models, all_projections(), [live.publish])
+    runner = ProjectionRunner(stores.read_models, all_projections(), [live.publish])
     container = Container(
         settings=settings,
-        store=store,
-        read_models=read_models,
-        jobs=CommandHandler(store, TRAINING_JOB),
-        clients=CommandHandler(store, CLIENT),
+        store=stores.events,
+        read_models=stores.read_models,
+        jobs=CommandHandler(stores.events, TRAINING_JOB),
+        clients=CommandHandler(stores.events, CLIENT),
         projections=runner,
         live=live,
         auth=auth,
-        audit=AuditTrail(store, seals, key),
-        artifacts=artifacts,
+        audit=AuditTrail(stores.events, stores.seals, key),
+        artifacts=stores.artifacts,
+        leases=stores.leases,
+        replica=settings.replica_id or replica_id(),
     )
-    container.closers.append(auth.close)
-    if close_artifacts is not None:
-        container.closers.append(close_artifacts)
-    container.services.append(BackgroundService("projections", lambda: runner.run(store)))
-    if seals is not None and key is not None:
-        mirror = SealMirror(store, seals)
+    container.closers += [auth.close, stores.close]
+    container.services.append(
+        container.exclusive(
+            "projections",
+            lambda: runner.run(stores.events),
+            runner.ownership,
+            standby=lambda: runner.follow(settings.follow_interval_s),
+        )
+    )
+    if stores.seals is not None:
+        mirror = SealMirror(stores.events, stores.seals)
         container.seal_mirror = mirror
-        container.closers.append(seals.close)
-        container.services.append(BackgroundService("seal_mirror", mirror.run, info=mirror.info))
+        container.services.append(container.exclusive("seal_mirror", mirror.run, Ownership(), info=mirror.info))
     if with_runtime:
         _add_runtime_services(container)
     return container
@@ -260,10 +342,21 @@ def _add_runtime_services(container: Container) -> None:
             token_for=lambda job_id: issue_runtime_token(settings, job_id),
         )
         container.runtime = runtime
-        container.services.append(BackgroundService("flower-runtime", runtime.run, runtime.stop, runtime.info))
+        container.services.append(
+            container.exclusive(
+                "flower-runtime",
+                runtime.run,
+                runtime.ownership,
+                stop=runtime.stop,
+                on_lost=runtime.stop,
+                info=runtime.info,
+            )
+        )
     if settings.kafka_bootstrap_servers:
         from adapters.kafka_relay import KafkaRelay
 
         relay = KafkaRelay(container.store, container.read_models, settings)
         container.relay = relay  # health: relay.info()["lag"]; exact: await relay.lag()
-        container.services.append(BackgroundService("kafka_relay", relay.run, stop=relay.stop, info=relay.info))
+        container.services.append(
+            container.exclusive("kafka_relay", relay.run, relay.ownership, stop=relay.stop, info=relay.info)
+        )

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Timings are for bench/, not for pass/fail: no per-example deadline on a shared, noisy machine.
+hypothesis_settings.register_profile("flp", deadline=None)
+hypothesis_settings.load_profile("flp")
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")

@@ -33,6 +33,7 @@ async def health_report(container: Platform) -> Health:
         stalled=runner.stalled,
         faulted_streams=faults,
         services=services,
+        replica=container.replica,
     )
 
 
