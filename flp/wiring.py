@@ -344,7 +344,7 @@ def _add_runtime_services(container: Container) -> None:
         container.runtime = runtime
         container.services.append(
             container.exclusive(
-                "flower-runtime",
+                "flower_runtime",
                 runtime.run,
                 runtime.ownership,
                 stop=runtime.stop,
