@@ -244,6 +244,11 @@ async def test_a_replica_pushes_changes_made_through_another(tmp_path: Path) -> 
             httpx.AsyncClient(base_url=b.url, headers=group.headers, timeout=15) as on_b,
             httpx.AsyncClient(base_url=c.url, headers=group.headers, timeout=15) as on_c,
         ):
+            # one owner per service, and every replica names the same one
+            reports = [await group.health(n) for n in group.nodes]
+            for service in ("projections", "seal_mirror"):
+                assert sum(r["services"][service]["here"] for r in reports) == 1, reports
+                assert len({r["services"][service]["owner"] for r in reports}) == 1, reports
             caught_up = asyncio.Event()
             seen: list[Any] = []
 
