@@ -67,7 +67,7 @@ def parse_public_key(text: str | bytes) -> PublicKey:
     except (ValueError, TypeError) as exc:
         raise BadKey("not a readable public key (OpenSSH or PEM)") from exc
     except Exception as exc:  # cryptography's UnsupportedAlgorithm
-        raise BadKey("unsupported public key type") from exc
+        raise BadKey("not a readable public key (unsupported key type)") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise BadKey("SuperNode keys must be elliptic-curve keys (ssh-keygen -t ecdsa -b 384)")
     if not isinstance(key.curve, NIST_CURVES):

@@ -72,13 +72,13 @@ class FleetSync:
         report = PassReport()
         _, state = await self.fleet.load("")
         on_link: dict[str, NodeInfo] = {}
-        for info in await asyncio.to_thread(control.list_nodes):
-            if info.status == "unregistered":
+        for listed in await asyncio.to_thread(control.list_nodes):
+            if listed.status == "unregistered":
                 continue
             try:
-                on_link[parse_public_key(info.public_key).fingerprint] = info
+                on_link[parse_public_key(listed.public_key).fingerprint] = listed
             except ValueError:
-                on_link[f"unreadable:{info.node_id}"] = info
+                on_link[f"unreadable:{listed.node_id}"] = listed
         known = {node.fingerprint for node in state.nodes.values()}
         for fp, stray in on_link.items():
             if fp not in known:
