@@ -56,9 +56,13 @@ class FleetSync:
         self.interval_s = interval_s
         self.passes = 0
         self.last: PassReport | None = None
+        self._stopped = False
+
+    async def stop(self) -> None:
+        self._stopped = True  # before the runtime closes its Control API client
 
     async def run(self) -> None:
-        while True:
+        while not self._stopped:
             control = self.control()
             if control is not None:
                 try:

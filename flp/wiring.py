@@ -359,7 +359,7 @@ def _add_runtime_services(container: Container) -> None:
             from fl_runtime.fleet_sync import FleetSync
 
             sync = FleetSync(container.fleet, container.artifacts, lambda: runtime.control)
-            container.services.append(BackgroundService("fleet_sync", sync.run, info=sync.info))
+            container.services.append(BackgroundService("fleet_sync", sync.run, sync.stop, sync.info))
     if settings.kafka_bootstrap_servers:
         from adapters.kafka_relay import KafkaRelay
 
