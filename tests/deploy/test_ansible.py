@@ -5,6 +5,7 @@ and trains in a real job; a second run changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -94,3 +95,35 @@ async def test_role_installs_a_supernode_that_trains_in_a_real_job(tmp_path: Pat
             assert launcher.running()  # and the running node was left alone
         finally:
             launcher.stop()
+
+
+def test_platform_role_renders_a_valid_compose_stack(tmp_path: Path) -> None:
+    """flp_platform on localhost (without the Docker steps, there is no engine here): the stack's
+    files, its .env and the fleet override, which the Compose binary accepts together; a second
+    run changes nothing."""
+    from tests.deploy.tools import compose_config
+
+    root = tmp_path / "opt-flp"
+    inventory = tmp_path / "platform.yml"
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(tool("python")),
+        "ansible_become": False,
+        "flp_platform_root": str(root),
+        "flp_platform_public_url": "https://flp.example.org",
+        "flp_platform_ca_cert_dest": str(tmp_path / "ca.pem"),
+    }
+    inventory.write_text(json.dumps({"platform": {"hosts": {"localhost": host}}}))
+    args = ("-i", str(inventory), "playbooks/platform.yml", "--skip-tags", "docker")
+    first = playbook(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    compose = root / "compose"
+    assert (compose / "secrets" / "jwt-secret").stat().st_mode & 0o777 == 0o600
+    model = compose_config(compose / "docker-compose.yml", compose / "compose.fleet.yml")
+    flp = model["services"]["flp"]
+    env = flp["environment"]
+    assert (env["FLP_FLOWER_SECURE"], env["FLP_FLOWER_HOST"], env["FLP_FLOWER_SUPERNODES"]) == ("true", "0.0.0.0", "0")
+    assert [(p["published"], p["target"]) for p in flp["ports"]] == [("9093", 9093)]
+    assert any(v["target"] == "/var/lib/flp" for v in flp["volumes"])
+    second = playbook(*args)
+    assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout
