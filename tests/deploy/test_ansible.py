@@ -10,6 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from fl_runtime.engine import flower_env
 from fl_runtime.pki import default_hosts, init_pki
 from fl_runtime.processes import ManagedProcess
@@ -51,6 +53,8 @@ def test_check_diff_run_changes_nothing_on_the_device(tmp_path: Path) -> None:
     assert not prefix.exists()  # a check run writes nothing
 
 
+@pytest.mark.flower
+@pytest.mark.timeout(900)
 async def test_role_installs_a_supernode_that_trains_in_a_real_job(tmp_path: Path) -> None:
     from tests.fl_runtime.conftest import serve_platform
     from tests.fleet.test_secure_fleet import until

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from commands.fleet import parse_public_key, register_node, revoke_node
 from commands.handlers import CommandContext
 from fl_runtime.control import FlowerControl
@@ -16,6 +18,7 @@ from flp.wiring import Container
 from tests.fleet.keys import ec_keypair
 
 OPS = CommandContext(actor="ops")
+pytestmark = pytest.mark.flower  # a real SuperLink
 
 
 async def test_reconciles_the_superlink_with_the_fleet_stream(container: Container, tmp_path: Path) -> None:

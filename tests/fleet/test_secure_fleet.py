@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fl_runtime.pki import default_hosts, init_pki
 from fl_runtime.processes import ManagedProcess
 from tests.fl_runtime.conftest import Platform, serve_platform
@@ -18,6 +20,9 @@ from tests.fleet.keys import ec_keypair
 from tests.fleet.supernodes import device_supernode
 
 WAIT_S = 60.0
+# real Flower processes: serialised with the other Flower tests under `make test` (tests/conftest.py
+# on main), and two real jobs take longer than the default per-test timeout on a loaded machine
+pytestmark = [pytest.mark.flower, pytest.mark.timeout(900)]
 
 
 async def until(what: str, check: Any, timeout_s: float = WAIT_S) -> Any:

@@ -26,6 +26,7 @@ def test_a_secure_superlink_needs_its_certificate_and_registered_nodes_only(tmp_
         FlowerEngine(EngineConfig(mode="deployment", data_dir=tmp_path, supernodes=2, secure=True)).start()
 
 
+@pytest.mark.flower
 async def test_a_loopback_superlink_runs_insecure_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = FlowerEngine(EngineConfig(mode="deployment", data_dir=tmp_path, supernodes=0))
     with caplog.at_level(logging.WARNING, logger="fl_runtime.engine"):
