@@ -34,12 +34,14 @@ class JobBoard:
                 "reason": None,
                 "created_at": recorded.recorded_at,
                 "created_by": recorded.metadata.get("actor"),
+                "started_at": None,
+                "ended_at": None,
             }
         if doc is None:
             return None
         match event:
             case e.JobStarted(run_id=run_id):
-                doc.update(status="running", run_id=run_id)
+                doc.update(status="running", run_id=run_id, started_at=recorded.recorded_at)
             case e.ClientJoined(client_id=client_id):
                 doc["clients"].append(client_id)
             case e.RoundCompleted():
@@ -56,5 +58,7 @@ class JobBoard:
                 doc.update(status="failed", reason=reason)
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
+        if isinstance(event, e.JobCompleted | e.JobFailed | e.JobCancelled):
+            doc["ended_at"] = recorded.recorded_at
         doc.update(updated_at=recorded.recorded_at, version=recorded.version, position=recorded.position)
         return doc
