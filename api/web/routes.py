@@ -23,7 +23,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.auth.principal import ANONYMOUS_ADMIN, Principal, Role
 from api.auth.session import SESSION_COOKIE, SESSION_TTL_SECONDS, LoginRequired, csrf_token
 from api.deps import AuditDep, ContextDep, JobsDep, LiveDep, ProjectionsDep, ReadModelsDep, auth_dep
-from api.errors import NotFound
+from api.errors import NotFound, problem
 from api.ports import LiveFeed
 from api.routes.jobs import JobId
 from api.schemas import StartJobRequest
@@ -156,7 +156,7 @@ async def login(request: Request) -> Response:
     username, password = form.get("username", "")[:64], form.get("password", "")[:1024]
     principal = await auth.login(username, password) if username and password else None
     if principal is None:
-        return page(request, "login.html", status=401, error="wrong username or password", username=username)
+        return page(request, "login.html", status=400, error="wrong username or password", username=username)
     token = auth.issue(principal, ttl_seconds=SESSION_TTL_SECONDS)
     response = RedirectResponse("/ui", status_code=303)
     response.set_cookie(
@@ -372,11 +372,13 @@ async def live_job(
 
 
 def install(app: FastAPI) -> None:
-    """Serve the dashboard from `app`: its routes, and a page request without a session sent to
-    the login form (an API request without a token still gets its 401)."""
+    """Serve the dashboard from `app`: its routes, and a browser's page request without a session
+    sent to the login form (any other client gets the 401)."""
 
     @app.exception_handler(LoginRequired)
-    async def to_login(_: Request, __: LoginRequired) -> RedirectResponse:
-        return RedirectResponse("/ui/login", status_code=303)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        if "text/html" in request.headers.get("accept", ""):  # a browser: show the login form
+            return RedirectResponse("/ui/login", status_code=303)
+        return problem(401, "Unauthorized", str(exc.detail))
 
     app.include_router(router)
