@@ -83,6 +83,7 @@ def series(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def series_json(detail: dict[str, Any]) -> str:
+    """The series as JSON, for a data attribute (autoescaped: htmx drops swapped script blocks)."""
     return orjson.dumps(series(detail)).decode()
 
 

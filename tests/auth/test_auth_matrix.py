@@ -27,7 +27,13 @@ JOB = "jm"
 CLIENT = "cm"
 SHA = "0" * 64
 PARAMS = {"job_id": JOB, "client_id": CLIENT, "sha256": SHA, "name": "nobody-here"}
-STREAMING = {"/live/jobs", "/live/jobs/{job_id}", "/ui/live/board", "/ui/live/fleet", "/ui/live/jobs/{job_id}"}  # SSE: sent with a bad query so they answer 422, not a stream
+STREAMING = {
+    "/live/jobs",
+    "/live/jobs/{job_id}",
+    "/ui/live/board",
+    "/ui/live/fleet",
+    "/ui/live/jobs/{job_id}",
+}  # SSE: sent with a bad query so they answer 422, not a stream
 
 
 # The access matrix, written out independently of api/auth/rules.py (admin may call everything).

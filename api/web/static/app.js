@@ -3,7 +3,7 @@
 // - resume after a reconnect: a new EventSource starts from the last event id seen (native
 //   EventSource retries send Last-Event-ID themselves; the extension's own retries do not);
 // - a board/fleet row for a key the page does not show yet is inserted at the top;
-// - the per-round metrics chart (Chart.js), redrawn from the #chart-data block each time it is swapped.
+// - the per-round metrics chart (Chart.js), redrawn from #chart-data's data-series each time it is swapped.
 (function () {
   "use strict";
   var lastIds = {}; // sse-connect url (without after=) -> last event id seen
@@ -74,7 +74,7 @@
     var canvas = document.getElementById("metrics-chart");
     var data = document.getElementById("chart-data");
     if (!canvas || !data || !window.Chart) { return; }
-    var series = JSON.parse(data.textContent || "{}");
+    var series = JSON.parse(data.dataset.series || "{}");
     window.flpSeries = series;
     var labels = series.points.map(function (p) { return "round " + p.round; });
     if (!window.flpChart) {
