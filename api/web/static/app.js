@@ -98,6 +98,8 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    var status = document.getElementById("live-status");
+    if (status && !document.querySelector("[sse-connect]")) { status.hidden = true; } // a page without live parts
     drawChart();
     var slider = document.getElementById("version-slider");
     var number = document.getElementById("version-input");
