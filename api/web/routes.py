@@ -39,7 +39,8 @@ from projections.runner import ProjectionRunner
 router = APIRouter(include_in_schema=False)
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
 After = Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")]
-BOARD_LIMIT = 1000
+BOARD_LIMIT = 10_000  # jobs read to sort the board newest first (the read model orders by key)
+BOARD_ROWS = 100  # rows the board shows first (?rows= up to 1000): first paint stays fast
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -186,17 +187,22 @@ def _newest_first(docs: list[Doc]) -> list[Doc]:
 
 
 @router.get("/ui")
-async def board(request: Request, rm: ReadModelsDep, projections: ProjectionsDep) -> HTMLResponse:
+async def board(
+    request: Request,
+    rm: ReadModelsDep,
+    projections: ProjectionsDep,
+    rows: Annotated[int, Query(ge=1, le=1000, description="how many of the newest jobs to show")] = BOARD_ROWS,
+) -> HTMLResponse:
     after = projections.position  # read first: the stream replays whatever changes after it
-    jobs = _newest_first(await rm.list_docs("job_board", BOARD_LIMIT, 0))
+    jobs = _newest_first(await rm.list_docs("job_board", BOARD_LIMIT, 0))[:rows]
     total = await rm.count("job_board")
-    return page(request, "board.html", jobs=jobs, total=total, after=after, title="Jobs")
+    return page(request, "board.html", jobs=jobs, total=total, after=after, rows=rows, title="Jobs")
 
 
 @router.get("/ui/fleet")
 async def fleet(request: Request, rm: ReadModelsDep, projections: ProjectionsDep) -> HTMLResponse:
     after = projections.position
-    clients = await rm.list_docs("client_fleet", BOARD_LIMIT, 0)
+    clients = await rm.list_docs("client_fleet", 1000, 0)
     return page(request, "fleet.html", clients=clients, after=after, title="Fleet")
 
 
