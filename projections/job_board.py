@@ -36,6 +36,7 @@ class JobBoard:
                 "created_by": recorded.metadata.get("actor"),
                 "started_at": None,
                 "ended_at": None,
+                "running_round": None,
             }
         if doc is None:
             return None
@@ -44,8 +45,11 @@ class JobBoard:
                 doc.update(status="running", run_id=run_id, started_at=recorded.recorded_at)
             case e.ClientJoined(client_id=client_id):
                 doc["clients"].append(client_id)
+            case e.RoundStarted():
+                doc["running_round"] = event.round
             case e.RoundCompleted():
                 doc.update(
+                    running_round=None,
                     round=event.round,
                     latest_metrics={**event.train_metrics, **event.evaluate_metrics, **event.central_metrics},
                     model_sha256=event.model_sha256,
@@ -59,6 +63,6 @@ class JobBoard:
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
         if isinstance(event, e.JobCompleted | e.JobFailed | e.JobCancelled):
-            doc["ended_at"] = recorded.recorded_at
+            doc.update(ended_at=recorded.recorded_at, running_round=None)
         doc.update(updated_at=recorded.recorded_at, version=recorded.version, position=recorded.position)
         return doc

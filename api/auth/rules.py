@@ -55,6 +55,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{job_id}/cancel"): Rule(roles(OPS)),
     ("POST", "/jobs/{job_id}/clients"): Rule(roles(OPS, RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/rounds"): Rule(roles(RUN), job_param="job_id"),
+    ("POST", "/jobs/{job_id}/rounds/started"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/start"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/complete"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/fail"): Rule(roles(RUN), job_param="job_id"),

@@ -56,6 +56,7 @@ EXPECTED: dict[str, str] = {
     "POST /jobs/{job_id}/cancel": "o",
     "POST /jobs/{job_id}/clients": "o r*",
     "POST /jobs/{job_id}/rounds": "r*",
+    "POST /jobs/{job_id}/rounds/started": "r*",
     "POST /jobs/{job_id}/start": "r*",
     "POST /jobs/{job_id}/complete": "r*",
     "POST /jobs/{job_id}/fail": "r*",
