@@ -78,8 +78,11 @@ def test_start_a_flower_job_from_the_form_and_watch_board_and_chart_live(
         f"the chart gains one point per round, live: {seen}"
     )
 
-    completed = [e for e in serve.events(job_id) if e["type"] == "RoundCompleted"]
+    events = serve.events(job_id)
+    completed = [e for e in events if e["type"] == "RoundCompleted"]
     assert [e["data"]["round"] for e in completed] == [1, 2, 3]
+    assert [e["data"]["round"] for e in events if e["type"] == "RoundStarted"] == [1, 2, 3]
+    state["clients"] = sorted(e["data"]["client_id"] for e in events if e["type"] == "ClientJoined")
     chart = job.evaluate("Object.fromEntries(window.flpChart.data.datasets.map(d => [d.label, d.data]))")
     assert chart["central:central_acc"] == [e["data"]["central_metrics"]["central_acc"] for e in completed]
     assert chart["central:central_loss"] == [e["data"]["central_metrics"]["central_loss"] for e in completed]
@@ -88,6 +91,16 @@ def test_start_a_flower_job_from_the_form_and_watch_board_and_chart_live(
     job.screenshot(path=str(screenshots / "job-page.png"), full_page=True)
     job.close()
     board.close()
+
+
+def test_fleet_view_lists_the_jobs_clients(serve: ServeProcess) -> None:
+    page = state["admin"].new_page()
+    page.goto(f"{serve.url}/ui/fleet")
+    for client_id in state["clients"]:
+        row = page.query_selector(f"#client-{client_id}")
+        assert row is not None and state["job_id"] in row.inner_text(), client_id
+    assert len(state["clients"]) == 3
+    page.close()
 
 
 def test_bad_input_shows_the_reason_inline_and_appends_nothing(browser: Any, serve: ServeProcess) -> None:
