@@ -5,11 +5,14 @@ with (last: a broken chain stays broken)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tests.live_server import rebuilt_and_live
 from tests.web.conftest import AUDITOR, ServeProcess
 
 WAIT_MS = 150_000  # upper bounds only: every wait ends as soon as the page shows the outcome
@@ -150,7 +153,7 @@ def test_a_forged_post_without_the_csrf_token_is_refused(serve: ServeProcess) ->
     assert serve.job_total() == before
 
 
-def test_the_page_reconnects_after_kill_9_and_shows_what_changed_meanwhile(serve: ServeProcess) -> None:
+def test_the_page_reconnects_after_kill_9_and_shows_what_changed_meanwhile(serve: ServeProcess, tmp_path: Path) -> None:
     context = state["admin"]
     page = context.new_page()
     page.goto(f"{serve.url}/ui")
@@ -172,6 +175,9 @@ def test_the_page_reconnects_after_kill_9_and_shows_what_changed_meanwhile(serve
     page.wait_for_selector("#live-status[data-state=live]")
     assert page.evaluate("window.flpPageLoadId") == load, "reconnected without a reload"
     page.close()
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        rebuilt, live = pool.submit(lambda: asyncio.run(rebuilt_and_live(serve.data_dir, tmp_path / "r.db"))).result()
+    assert rebuilt == live, "the read models the pages show equal a rebuild from the log (RoundStarted included)"
 
 
 def test_audit_view_verified_then_broken_after_tampering(serve: ServeProcess, screenshots: Path) -> None:
