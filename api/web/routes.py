@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -148,8 +148,16 @@ async def login_form(request: Request) -> HTMLResponse:
     return page(request, "login.html", error=None, username="")
 
 
+def _same_site_form(request: Request) -> None:
+    """Login and logout carry no session yet (or end it), so no CSRF token: refuse them when the
+    browser says another site sent the form (Sec-Fetch-Site, sent by every current browser)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise HTTPException(403, "this form may only be sent from the dashboard itself")
+
+
 @router.post("/ui/login")
 async def login(request: Request) -> Response:
+    _same_site_form(request)
     auth = await auth_dep(request)
     if not auth.settings.auth_enabled:
         return RedirectResponse("/ui", status_code=303)
@@ -173,7 +181,8 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/ui/logout")
-async def logout() -> RedirectResponse:
+async def logout(request: Request) -> RedirectResponse:
+    _same_site_form(request)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

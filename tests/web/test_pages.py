@@ -47,6 +47,23 @@ async def test_a_page_without_a_session_sends_browsers_to_the_login_form(web: ht
     assert (await web.get("/")).headers["location"] == "/ui"
 
 
+async def test_a_login_form_sent_by_another_site_is_refused(web: httpx.AsyncClient, container: Container) -> None:
+    creds = read_admin_credentials(container.settings)
+    assert creds is not None
+    form = {"username": creds["username"], "password": creds["password"]}
+    r = await web.post("/ui/login", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+async def test_downloads_work_with_the_session(web: httpx.AsyncClient, container: Container) -> None:
+    assert (await web.post("/jobs", json=job_body(job_id="dl"), headers=admin_headers(container.settings))).is_success
+    await logged_in(web, container)
+    bundle = await web.get("/jobs/dl/audit")
+    assert bundle.status_code == 200 and bundle.headers["content-type"].startswith("application/x-ndjson")
+    audit = await web.get("/ui/jobs/dl/audit")
+    assert audit.status_code == 200 and 'href="/jobs/dl/audit"' in audit.text and "verified" in audit.text
+
+
 async def test_a_wrong_password_sets_no_cookie(web: httpx.AsyncClient) -> None:
     r = await web.post("/ui/login", data={"username": "admin", "password": "not-it"})
     assert r.status_code == 400 and "wrong username or password" in r.text
