@@ -12,7 +12,7 @@ from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
-from api.routes import artifacts, audit, auth, clients, events, health, jobs, live
+from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live
 from api.web import routes as web
 from telemetry import tracing
 
@@ -49,6 +49,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         jobs.router,
         artifacts.router,
         clients.router,
+        fleet.router,
         events.router,
         live.router,
         health.router,

@@ -142,6 +142,31 @@ class ClientLeft(Event):
     reason: str = ""
 
 
+# --- fleet stream: fleet (SuperNodes allowed to join the federation; fingerprints, never keys) ---
+
+
+class NodeRegistered(Event):
+    name: str
+    fingerprint: str  # sha256 (hex) of the node's public key, DER SubjectPublicKeyInfo
+    actor: str
+    reason: str = ""
+
+
+class NodeRevoked(Event):
+    name: str
+    fingerprint: str
+    actor: str
+    reason: str = ""
+
+
+class NodeConnected(Event):
+    """The SuperLink saw the registered node online under this Flower node id."""
+
+    name: str
+    fingerprint: str
+    flower_node_id: str  # Flower's uint64 node id, as text (beyond the value space's exact integers)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -157,6 +182,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobCancelled,
         ClientRegistered,
         ClientLeft,
+        NodeRegistered,
+        NodeRevoked,
+        NodeConnected,
     )
 }
 

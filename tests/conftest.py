@@ -23,6 +23,23 @@ from config.settings import Settings  # noqa: E402
 from flp.wiring import Container, build_container  # noqa: E402
 from tests.auth.helpers import admin_headers  # noqa: E402
 
+# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Tests that run real
+# Flower processes (SuperLinks, Ray simulations) share one worker, one at a time: two Ray
+# clusters at once on a 2-core machine only make both slow; everything else runs beside them.
+FLOWER_PATHS = ("fl_runtime/", "scaleout/", "observability/test_fl_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "flower: runs real Flower processes (serialised on one test worker)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if item.get_closest_marker("flower") or any(p in where for p in FLOWER_PATHS):
+            item.add_marker(pytest.mark.xdist_group("flower"))
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

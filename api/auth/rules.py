@@ -74,6 +74,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),
     ("GET", "/clients"): Rule(BOARD),
     ("GET", "/clients/{client_id}"): Rule(BOARD),
+    ("POST", "/fleet/nodes"): Rule(roles(OPS)),
+    ("DELETE", "/fleet/nodes/{name}"): Rule(roles(OPS)),
+    ("GET", "/fleet/nodes"): Rule(roles(OPS)),
+    ("GET", "/fleet/nodes/{name}"): Rule(roles(OPS)),
     # feed, live push
     ("GET", "/events"): Rule(roles(INTEG, AUD)),
     ("GET", "/live/jobs"): Rule(BOARD),
