@@ -175,7 +175,8 @@ async def login(request: Request) -> Response:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # behind the TLS proxy (compose/nginx) too; a spoofed header can only make it stricter
+        secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https",
     )
     return response
 

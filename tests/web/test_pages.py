@@ -64,6 +64,14 @@ async def test_downloads_work_with_the_session(web: httpx.AsyncClient, container
     assert audit.status_code == 200 and 'href="/jobs/dl/audit"' in audit.text and "verified" in audit.text
 
 
+async def test_the_cookie_is_secure_behind_the_tls_proxy(web: httpx.AsyncClient, container: Container) -> None:
+    creds = read_admin_credentials(container.settings)
+    assert creds is not None
+    form = {"username": creds["username"], "password": creds["password"]}
+    r = await web.post("/ui/login", data=form, headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
 async def test_a_wrong_password_sets_no_cookie(web: httpx.AsyncClient) -> None:
     r = await web.post("/ui/login", data={"username": "admin", "password": "not-it"})
     assert r.status_code == 400 and "wrong username or password" in r.text
