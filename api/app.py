@@ -13,6 +13,7 @@ from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
 from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live
+from api.web import routes as web
 from telemetry import tracing
 
 
@@ -56,4 +57,5 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
+    web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
     return app

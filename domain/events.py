@@ -75,6 +75,14 @@ class ClientJoined(Event):
     client_id: str
 
 
+class RoundStarted(Event):
+    """A round began: the clients the strategy sampled for it (they join the job first)."""
+
+    job_id: str
+    round: int
+    sampled: list[str] = Field(default_factory=list)
+
+
 class ClientUpdateReceived(Event):
     job_id: str
     round: int
@@ -165,6 +173,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobCreated,
         JobStarted,
         ClientJoined,
+        RoundStarted,
         ClientUpdateReceived,
         ClientFailed,
         RoundCompleted,

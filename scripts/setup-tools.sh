@@ -3,8 +3,10 @@
 # flwr's in places (see ../shared/design/MACHINE-FACTS.md), so they never share the app's.
 set -euo pipefail
 # Debian packages the tests drive (offline checks of the deployment files): nginx for `nginx -t`,
-# prometheus for `promtool check config`. Installed only when missing.
+# prometheus for `promtool check config`; chromium for the dashboard's browser tests (Playwright
+# drives Debian's build: never `playwright install`). Installed only when missing.
 missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then

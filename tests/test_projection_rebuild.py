@@ -27,6 +27,8 @@ async def scripted_workload(api: httpx.AsyncClient, jobs: int = 8) -> None:
         await api.post(f"/jobs/{job}/clients", json={"client_id": "a"})
         for rnd in range(1, rng.randint(1, 3) + 1):
             failures = [{"client_id": "c", "code": "timeout", "reason": "no reply"}] if rng.random() < 0.5 else []
+            sampled = ["a", "b", "c"] if failures else ["a", "b"]
+            await api.post(f"/jobs/{job}/rounds/started", json={"round": rnd, "client_ids": sampled})
             await api.post(f"/jobs/{job}/rounds", json=round_body(rnd, failures=failures))
         ending = rng.choice(["complete", "fail", "cancel", None])
         if ending == "complete":
@@ -61,6 +63,8 @@ async def test_rebuild_equals_live(api: httpx.AsyncClient, container: Container,
     assert live["client_fleet"]["node-4242"]["fleet_node"] == "pi-0"
     node = (await api.get("/fleet/nodes/pi-0")).json()
     assert node["jobs"] == ["fleet-job"] and node["flower_node_id"] == "4242"
+    rounds = [r for doc in live["job_detail"].values() for r in doc["rounds"]]
+    assert rounds and all(r["sampled_clients"] and r["started_at"] for r in rounds), "RoundStarted is projected"
     reached = await container.projections.rebuild(container.store)
     assert reached == head
     rebuilt = {name: await container.read_models.dump(name) for name in PROJECTION_NAMES}

@@ -8,7 +8,7 @@ aggregated in partition order, so the same seed gives bit-identical models and m
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -17,7 +17,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from flp_flower.round_log import RoundLog, error_name
+from flp_flower.round_log import RoundLog, client_id, error_name
 from flp_flower.settings import RunSettings
 
 PARTITION_KEY = "partition-id"
@@ -96,6 +96,7 @@ class RecordingFedAvg(FedAvg):
 
     settings: RunSettings
     current: RoundLog | None = None
+    on_round_start: Callable[[int, list[str]], None] | None = None  # (round, sampled client ids)
 
     def attach(self, settings: RunSettings) -> None:
         self.settings = settings
@@ -109,6 +110,8 @@ class RecordingFedAvg(FedAvg):
         self.current = RoundLog(round=server_round, started=time.monotonic())
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.current.sampled = [m.metadata.dst_node_id for m in messages]
+        if self.on_round_start is not None:
+            self.on_round_start(server_round, [client_id(n) for n in self.current.sampled])
         return messages
 
     def aggregate_train(
