@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,26 +24,41 @@ from config.settings import Settings  # noqa: E402
 from flp.wiring import Container, build_container  # noqa: E402
 from tests.auth.helpers import admin_headers  # noqa: E402
 
-# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Tests that run real
-# Flower processes go in two groups, each on one worker in turn: Ray simulations ("ray": two Ray
-# clusters at once on a 2-core machine only make both slow) and SuperNode fleets without Ray
-# ("supernodes"). The rest fills in beside them.
-RAY_PATHS = ("fl_runtime/", "scaleout/", "observability/test_fl_", "web/test_dashboard_browser")
-SUPERNODE_PATHS = ("fl_runtime/test_deployment_engine", "fl_runtime/test_remote_engine", "fleet/", "deploy/")
+# `make test` runs pytest on two workers (pytest-xdist). Tests that run real Flower processes go
+# in two groups, each run in turn on one worker: Ray simulations ("ray": two Ray clusters at once
+# on a 2-core machine only make both slow) and SuperNode fleets without Ray ("supernodes"); every
+# other test is scheduled on its own beside them. By path, in our own scheduler: xdist's
+# `xdist_group` mark rewrites node ids in a way pytest 9 no longer honours.
+RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/", "tests/observability/test_fl_", "tests/web/test_dashboard_browser")
+SUPERNODE_PATHS = (
+    "tests/fl_runtime/test_deployment_engine",
+    "tests/fl_runtime/test_remote_engine",
+    "tests/fleet/",
+    "tests/deploy/test_ansible",
+)
+
+
+def flower_group(nodeid: str) -> str | None:
+    path = nodeid.split("::", 1)[0]
+    if path.startswith(SUPERNODE_PATHS):
+        return "supernodes"
+    if path.startswith(RAY_PATHS):
+        return "ray"
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "flower: runs real Flower processes (serialised with its kind)")
+    config.addinivalue_line("markers", "flower: runs real Flower processes (tests/conftest.py groups them by path)")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    root = Path(__file__).parent
-    for item in items:
-        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
-        if any(p in where for p in SUPERNODE_PATHS) and (item.get_closest_marker("flower") or "fl_runtime/" in where):
-            item.add_marker(pytest.mark.xdist_group("supernodes"))
-        elif item.get_closest_marker("flower") or any(p in where for p in RAY_PATHS):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FlowerGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return flower_group(nodeid) or nodeid
+
+    return FlowerGroups(config, log)
 
 
 @pytest.fixture
