@@ -20,6 +20,7 @@ PLATFORM_KEYS = frozenset(
         "partitioning",
         "dirichlet-alpha",
         "seed",
+        "initial-model-sha256",
     }
 )
 
@@ -31,6 +32,10 @@ class UnsupportedHyperparameter(ValueError):
 def _coerce(key: str, value: Scalar, default: Scalar) -> Scalar:
     try:
         if isinstance(default, bool):
+            if isinstance(value, str):  # "false" from a command line is False, not a non-empty string
+                if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.strip().lower() in ("true", "1", "yes")
             return bool(value)
         if isinstance(default, int):
             return int(value)
@@ -48,6 +53,7 @@ def run_config_for(
     reply_timeout_s: float,
     token: str | None = None,
     traceparent: str | None = None,
+    initial_model_sha256: str | None = None,
 ) -> dict[str, Scalar]:
     """Run config for one job. Hyper-parameter names may use `_` or `-` (`batch_size`); a job's
     `reply_timeout` overrides the platform's default."""
@@ -68,6 +74,8 @@ def run_config_for(
         run_config["platform-token"] = token
     if traceparent:
         run_config["traceparent"] = traceparent  # the ServerApp's reports continue the job's trace
+    if initial_model_sha256:
+        run_config["initial-model-sha256"] = initial_model_sha256  # recorded in JobStarted; checked
     for name, value in config.hyperparameters.items():
         key = name.replace("_", "-")
         if key not in declared or key in PLATFORM_KEYS:
