@@ -12,7 +12,7 @@ from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
-from api.routes import artifacts, audit, auth, clients, events, health, jobs, live
+from api.routes import artifacts, audit, auth, clients, events, health, jobs, live, proof
 from telemetry import tracing
 
 
@@ -53,6 +53,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         health.router,
         auth.router,
         audit.router,
+        proof.router,
     ):
         app.include_router(router)
     return app

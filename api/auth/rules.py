@@ -67,6 +67,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/jobs/{job_id}/audit"): Rule(roles(AUD)),
     ("GET", "/jobs/{job_id}/audit/verify"): Rule(roles(AUD)),
     ("GET", "/audit/verify"): Rule(roles(AUD)),
+    ("GET", "/jobs/{job_id}/replay"): Rule(roles(AUD)),
     # fleet
     ("POST", "/clients"): Rule(roles(OPS)),
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),

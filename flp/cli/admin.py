@@ -13,6 +13,7 @@ import typer
 from config.settings import Settings
 from flp.cli.api_client import ApiError, FlpClient
 from flp.cli.output import console, err_console, print_json
+from flp.cli.proof import register as register_proof
 from flp.cli.support import JsonOpt
 from flp.cli.support import load_settings as _settings
 from flp.cli.support import with_client as _with_client
@@ -294,5 +295,6 @@ def register(app: typer.Typer, job_app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
+    register_proof(audit_app)  # audit replay, ... (flp/cli/proof.py)
     job_app.command("as-of")(job_as_of)
     job_app.command("diff")(job_diff)
