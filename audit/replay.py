@@ -260,7 +260,12 @@ def _replay_rounds(
         report.re_executable = False
         report.reason = f"not re-executable: the strategy cannot be rebuilt: {exc}"
         return
-    current = load_arrays(initial)
+    try:
+        current = load_arrays(initial)
+    except Exception as exc:
+        report.re_executable = False
+        report.reason = f"not re-executable: the initial model artifact does not load: {exc}"
+        return
     for r in sorted(history.rounds):
         rnd = history.rounds[r]
         if rnd.completed is None:

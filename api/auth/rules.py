@@ -68,6 +68,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/jobs/{job_id}/audit/verify"): Rule(roles(AUD)),
     ("GET", "/audit/verify"): Rule(roles(AUD)),
     ("GET", "/jobs/{job_id}/replay"): Rule(roles(AUD)),
+    ("GET", "/jobs/{job_id}/contributions"): Rule(roles(OPS, AUD, VIEW)),
     # fleet
     ("POST", "/clients"): Rule(roles(OPS)),
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import ArtifactsDep, StoreDep
+from api.deps import ArtifactsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
 from api.routes.jobs import JobId
 from audit.replay import replay_job
@@ -44,3 +46,50 @@ async def replay(job_id: JobId, store: StoreDep, artifacts: ArtifactsDep) -> Rep
     if report is None:
         raise NotFound(f"job {job_id} not found")
     return ReplayOut.model_validate(report.to_dict())
+
+
+class LedgerUpdate(BaseModel):
+    client_id: str
+    num_examples: int
+    update_sha256: str | None
+    weight: float | None = Field(description="the aggregation weight the strategy gave the update")
+    update_norm: float | None = Field(description="L2 norm of (client model - the round's starting model)")
+    cosine_to_aggregate: float | None = Field(description="cosine to (new global model - starting model)")
+
+
+class LedgerFailure(BaseModel):
+    client_id: str
+    code: str
+    reason: str
+
+
+class LedgerRound(BaseModel):
+    round: int
+    completed: bool
+    updates: list[LedgerUpdate]
+    failures: list[LedgerFailure]
+    weight_sum: float
+    model_sha256: str | None = None
+
+
+class LedgerClient(BaseModel):
+    rounds: int
+    weight_total: float
+    failures: int
+
+
+class LedgerOut(BaseModel):
+    job_id: str
+    strategy: str
+    rounds: list[LedgerRound]
+    clients: dict[str, LedgerClient]
+    version: int
+    position: int
+
+
+@router.get("/jobs/{job_id}/contributions", response_model=LedgerOut, summary="The job's contribution ledger")
+async def contributions(job_id: JobId, rm: ReadModelsDep) -> dict[str, Any]:
+    doc = await rm.get("contributions", job_id)
+    if doc is None:
+        raise NotFound(f"job {job_id} not found")
+    return doc

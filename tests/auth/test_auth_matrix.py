@@ -63,6 +63,8 @@ EXPECTED: dict[str, str] = {
     "GET /jobs/{job_id}/audit/verify": "u",
     "GET /jobs/{job_id}/model": "o u v r*",
     "GET /audit/verify": "u",
+    "GET /jobs/{job_id}/replay": "u",
+    "GET /jobs/{job_id}/contributions": "o u v",
     "POST /clients": "o",
     "POST /clients/{client_id}/leave": "o",
     "GET /clients": "o u v",
