@@ -69,6 +69,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/audit/verify"): Rule(roles(AUD)),
     ("GET", "/jobs/{job_id}/replay"): Rule(roles(AUD)),
     ("GET", "/jobs/{job_id}/contributions"): Rule(roles(OPS, AUD, VIEW)),
+    ("GET", "/audit/public-key"): PUBLIC,  # a public key: anyone may check a bundle
     # fleet
     ("POST", "/clients"): Rule(roles(OPS)),
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),

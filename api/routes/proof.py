@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import ArtifactsDep, ReadModelsDep, StoreDep
+from api.deps import ArtifactsDep, AuditDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
 from api.routes.jobs import JobId
 from audit.replay import replay_job
+from audit.signing import key_id, public_key_pem
 
 router = APIRouter(tags=["audit"])
 
@@ -93,3 +94,22 @@ async def contributions(job_id: JobId, rm: ReadModelsDep) -> dict[str, Any]:
     if doc is None:
         raise NotFound(f"job {job_id} not found")
     return doc
+
+
+class PublicKeyOut(BaseModel):
+    alg: str = "ed25519"
+    key_id: str = Field(description="first 16 hex characters of sha256(raw public key)")
+    public_key: str = Field(description="the raw 32-byte public key, hex")
+    pem: str = Field(description="the same key as SubjectPublicKeyInfo PEM")
+
+
+@router.get(
+    "/audit/public-key",
+    response_model=PublicKeyOut,
+    summary="The Ed25519 key audit bundles are signed with (verify offline with flp audit verify-bundle)",
+)
+async def public_key(trail: AuditDep) -> PublicKeyOut:
+    public = trail.public_key()
+    if public is None:
+        raise NotFound("bundle signing is off")
+    return PublicKeyOut(key_id=key_id(public), public_key=public.hex(), pem=public_key_pem(public))

@@ -65,6 +65,7 @@ EXPECTED: dict[str, str] = {
     "GET /audit/verify": "u",
     "GET /jobs/{job_id}/replay": "u",
     "GET /jobs/{job_id}/contributions": "o u v",
+    "GET /audit/public-key": "public",
     "POST /clients": "o",
     "POST /clients/{client_id}/leave": "o",
     "GET /clients": "o u v",
