@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ArtifactsDep, AuditDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
 from api.routes.jobs import JobId
+from audit.lineage import job_lineage, to_prov
 from audit.replay import replay_job
 from audit.signing import key_id, public_key_pem
 
@@ -113,3 +114,20 @@ async def public_key(trail: AuditDep) -> PublicKeyOut:
     if public is None:
         raise NotFound("bundle signing is off")
     return PublicKeyOut(key_id=key_id(public), public_key=public.hex(), pem=public_key_pem(public))
+
+
+@router.get(
+    "/jobs/{job_id}/lineage",
+    summary="The job's lineage graph (final model -> rounds -> updates -> clients -> app code -> config)",
+    description="Every node names the stored artifact (sha256) and/or event (stream, version, position) it "
+    "stands for. `format=prov` answers a W3C PROV-JSON document instead.",
+)
+async def lineage(
+    job_id: JobId,
+    store: StoreDep,
+    format: Annotated[Literal["graph", "prov"], Query(description="graph (default) or prov (PROV-JSON)")] = "graph",
+) -> dict[str, Any]:
+    graph = await job_lineage(store, job_id)
+    if graph is None:
+        raise NotFound(f"job {job_id} not found")
+    return to_prov(graph) if format == "prov" else graph

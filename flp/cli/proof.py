@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
+import click
 import typer
 
 from flp.cli.output import console, err_console, print_json
@@ -45,5 +49,34 @@ def audit_replay(job_id: str, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+def audit_lineage(
+    job_id: str,
+    fmt: Annotated[str, typer.Option("--format", click_type=click.Choice(["graph", "prov"]))] = "graph",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the document to this file")] = None,
+) -> None:
+    """The job's lineage: as a graph (nodes with the artifact / event each stands for) or W3C PROV-JSON."""
+    doc = _with_client(lambda c: c.get(f"/jobs/{job_id}/lineage", format=fmt))
+    text = json.dumps(doc, indent=2, sort_keys=True)
+    if out is not None:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def audit_public_key(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the PEM to this file")] = None,
+) -> None:
+    """The platform's Ed25519 public key that signs audit bundles (PEM)."""
+    doc = _with_client(lambda c: c.get("/audit/public-key"))
+    if out is not None:
+        out.write_text(doc["pem"])
+        console.print(f"wrote {out} (key {doc['key_id']})")
+    else:
+        sys.stdout.write(doc["pem"])
+
+
 def register(audit_app: typer.Typer) -> None:
     audit_app.command("replay")(audit_replay)
+    audit_app.command("lineage")(audit_lineage)
+    audit_app.command("public-key")(audit_public_key)

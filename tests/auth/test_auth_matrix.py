@@ -66,6 +66,7 @@ EXPECTED: dict[str, str] = {
     "GET /jobs/{job_id}/replay": "u",
     "GET /jobs/{job_id}/contributions": "o u v",
     "GET /audit/public-key": "public",
+    "GET /jobs/{job_id}/lineage": "o u",
     "POST /clients": "o",
     "POST /clients/{client_id}/leave": "o",
     "GET /clients": "o u v",

@@ -7,6 +7,7 @@ put back what they changed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import sqlite3
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import pytest_asyncio
 import torch
@@ -136,6 +138,52 @@ async def test_contribution_ledger_weights_sum_to_one_and_rebuild_equals_live(
             if ledger_projection.keys(event):
                 doc = ledger_projection.apply(doc, event, recorded)
         assert doc == await container.read_models.get("contributions", job_id)
+
+
+PROV_SCHEMA = Path(__file__).parents[1] / "proof" / "prov-json-schema.json"
+
+
+async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
+    sim_platform: Platform, jobs: dict[str, str], tmp_path: Path
+) -> None:
+    job_id = jobs["fedadam"]
+    graph = (await sim_platform.http.get(f"/jobs/{job_id}/lineage")).json()
+    events = {(e["stream_id"], e["version"]): e for e in await sim_platform.events(job_id)}
+    kinds = [n["kind"] for n in graph["nodes"]]
+    assert kinds.count("round") == 3 and kinds.count("client_update") == 9 and kinds.count("client") == 3
+    assert {"config", "app_code", "model"} <= set(kinds)
+    ids = {n["id"] for n in graph["nodes"]}
+    for node in graph["nodes"]:
+        assert node["refs"], node
+        for ref in node["refs"]:
+            if "artifact" in ref:
+                got = await sim_platform.http.get(f"/artifacts/{ref['artifact']}")
+                assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == ref["artifact"]
+            else:
+                ev = ref["event"]
+                stored = events[(ev["stream_id"], ev["version"])]
+                assert (stored["position"], stored["type"]) == (ev["position"], ev["type"])
+    assert all(edge["from"] in ids and edge["to"] in ids for edge in graph["edges"])
+    final = next(n for n in graph["nodes"] if n["id"] == f"final:{job_id}")
+    detail = (await sim_platform.http.get(f"/jobs/{job_id}")).json()
+    assert final["attributes"]["sha256"] == detail["model_sha256"]
+    # the path final model -> round 3 -> its updates -> their clients
+    edges = {(e["from"], e["rel"]): e["to"] for e in graph["edges"]}
+    last_round_model = edges[(final["id"], "derived_from")]
+    assert edges[(last_round_model, "generated_by")] == f"round:{job_id}:3"
+
+    out = tmp_path / "prov.json"
+    result = await flp(sim_platform, "audit", "lineage", job_id, "--format", "prov", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    prov = json.loads(out.read_text())
+    jsonschema.Draft4Validator(json.loads(PROV_SCHEMA.read_text())).validate(prov)
+    declared = set(prov["entity"]) | set(prov["activity"]) | set(prov["agent"])
+    for relation in ("wasGeneratedBy", "used", "wasAttributedTo", "wasAssociatedWith", "wasDerivedFrom"):
+        for rel in prov[relation].values():
+            assert all(v in declared for k, v in rel.items() if k.startswith("prov:")), rel
+    assert len(prov["activity"]) == 3 and len(prov["wasAttributedTo"]) == 9
+    bad = {**prov, "entity": {"flp:x": {"flp:sha256": None}}}
+    assert not jsonschema.Draft4Validator(json.loads(PROV_SCHEMA.read_text())).is_valid(bad)
 
 
 async def test_replay_is_for_auditors(sim_platform: Platform, jobs: dict[str, str]) -> None:
