@@ -5,8 +5,10 @@ aggregated again from the recorded client updates (`ClientUpdateReceived.update_
 artifacts, with the recorded `num_examples` as the weighting metric), in the recorded order
 (the strategy's aggregation order), by the same Flower strategy class built with the recorded
 parameters, on CPU, by one strategy object for the whole job (so FedAdam's moments evolve as
-they did). The sha256 of each round's result, encoded as the ServerApp encodes the model it
-reports (`torch.save` of the state dict), is compared with the round's recorded `model_sha256`.
+they did; where the ServerApp recorded the strategy's state after a round, as an artifact named
+in `RoundCompleted.strategy_state_sha256`, replay's state must hash to it too). The sha256 of
+each round's result, encoded as the ServerApp encodes the model it reports (`torch.save` of the
+state dict), is compared with the round's recorded `model_sha256`.
 
 A round is
 - `match`: the replayed model hashes to the recorded one;
@@ -171,6 +173,23 @@ def aggregate_round(strategy: Any, server_round: int, start: Any, updates: list[
     ]
     arrays, _ = strategy.aggregate_train(server_round, replies)
     return arrays
+
+
+def strategy_state_bytes(strategy: Any) -> bytes | None:
+    """The strategy's state as the ServerApp records it (flp_flower.contributions.strategy_state_blob):
+    torch.save of {"m_t/<key>": tensor, "v_t/<key>": tensor}; None for stateless strategies."""
+    import numpy as np
+    import torch
+
+    state: dict[str, Any] = {}
+    for name in ("m_t", "v_t"):
+        for key, array in (getattr(strategy, name, None) or {}).items():
+            state[f"{name}/{key}"] = torch.from_numpy(np.array(array, copy=True))
+    if not state:
+        return None
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def max_abs_diff(a: Any, b: Any) -> float | None:
@@ -362,6 +381,10 @@ def _replay_round(
                 out.max_abs_diff = None
     else:
         out.max_abs_diff = 0.0
+    if completed.strategy_state_sha256 is not None:
+        state = strategy_state_bytes(strategy)
+        if state is None or _sha(state) != completed.strategy_state_sha256:
+            problems.append("the strategy's state after the round (e.g. FedAdam's moments) is not the recorded one")
     if problems:
         out.status, out.reason = "diverged", "; ".join(problems)
     return out, aggregated

@@ -62,6 +62,7 @@ class RecordRoundResult(Command):
     central_metrics: Metrics = Field(default_factory=dict)
     duration_s: FiniteFloat = Field(default=0.0, ge=0)
     model_sha256: Sha256Hex | None = None
+    strategy_state_sha256: Sha256Hex | None = None
 
 
 class CompleteJob(Command):

@@ -110,6 +110,11 @@ class ClientFailed(Event):
 
 
 class RoundCompleted(Event):
+    """v2: `strategy_state_sha256`, the artifact of the strategy's state after the round (FedAdam's
+    moments), for strategies that keep one."""
+
+    schema_version: ClassVar[int] = 2
+
     job_id: str
     round: int
     sampled: int
@@ -120,6 +125,7 @@ class RoundCompleted(Event):
     central_metrics: Metrics = Field(default_factory=dict)
     duration_s: float = 0.0
     model_sha256: str | None = None
+    strategy_state_sha256: str | None = None
 
 
 class JobCompleted(Event):

@@ -29,3 +29,20 @@ class ClientUpdateReceivedV1(Event):
     client_id: str
     num_examples: int
     metrics: Metrics = Field(default_factory=dict)
+
+
+class RoundCompletedV1(Event):
+    model_config = ConfigDict(frozen=True, extra="forbid", title="RoundCompleted")
+    type: ClassVar[str] = "RoundCompleted"
+    schema_version: ClassVar[int] = 1
+
+    job_id: str
+    round: int
+    sampled: int
+    replied: int
+    failed: int
+    train_metrics: Metrics = Field(default_factory=dict)
+    evaluate_metrics: Metrics = Field(default_factory=dict)
+    central_metrics: Metrics = Field(default_factory=dict)
+    duration_s: float = 0.0
+    model_sha256: str | None = None

@@ -151,6 +151,7 @@ def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
             central_metrics=cmd.central_metrics,
             duration_s=cmd.duration_s,
             model_sha256=cmd.model_sha256,
+            strategy_state_sha256=cmd.strategy_state_sha256,
         )
     )
     return out

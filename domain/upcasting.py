@@ -33,7 +33,13 @@ def _client_update_v1(data: Payload) -> tuple[str, Payload]:
     }
 
 
+def _round_completed_v1(data: Payload) -> tuple[str, Payload]:
+    """v1 kept no strategy state artifact."""
+    return "RoundCompleted", {**data, "strategy_state_sha256": None}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("RoundCompleted", 1): _round_completed_v1,
     ("JobStarted", 1): _job_started_v1,
     ("ClientUpdateReceived", 1): _client_update_v1,
 }

@@ -85,6 +85,14 @@ async def test_job_started_records_provenance_and_every_update_is_an_artifact(
         if strategy == "fedadam":
             assert {"eta", "eta_l", "beta_1", "beta_2", "tau"} <= set(prov["strategy"]["params"])
         assert artifact_path(sim_platform, prov["initial_model_sha256"]).is_file()
+        for done in (e for e in events if e["type"] == "RoundCompleted"):
+            assert done["schema_version"] == 2
+            state_sha = done["data"]["strategy_state_sha256"]
+            if strategy == "fedadam":  # the moments after the round, as an artifact
+                state = torch.load(io.BytesIO(artifact_path(sim_platform, state_sha).read_bytes()), weights_only=True)
+                assert {k.split("/")[0] for k in state} == {"m_t", "v_t"}
+            else:
+                assert state_sha is None
         for rnd in (1, 2, 3):
             updates = updates_of(events, rnd)
             assert len(updates) == 3

@@ -31,6 +31,10 @@ def test_v1_events_upcast_to_the_current_classes() -> None:
     ).to_event()
     assert update.schema_version == 2
     assert (update.update_sha256, update.weight, update.update_norm) == (None, None, None)  # type: ignore[attr-defined]
+    done = recorded(
+        "RoundCompleted", {"job_id": "j", "round": 1, "sampled": 2, "replied": 2, "failed": 0, "model_sha256": SHA}
+    ).to_event()
+    assert done.schema_version == 2 and done.strategy_state_sha256 is None  # type: ignore[attr-defined]
 
 
 PROVENANCE = {

@@ -13,7 +13,7 @@ from flwr.app import ArrayRecord, Message, Metadata, MetricRecord, RecordDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.replay import aggregate_round, build_strategy, load_arrays, model_bytes
+from audit.replay import aggregate_round, build_strategy, load_arrays, model_bytes, strategy_state_bytes
 from domain.provenance import JobProvenance, StrategySpec
 from fl_runtime.app_dir import APP_DIR
 
@@ -86,6 +86,9 @@ def test_replay_aggregates_bit_for_bit_like_the_live_strategy(
             assert x.dtype == y.dtype and x.shape == y.shape
             assert x.tobytes() == y.tobytes()
         assert model_bytes(live_arrays.to_torch_state_dict()) == model_bytes(replay_arrays.to_torch_state_dict())
+        live_state = live.current.state
+        assert (live_state is None) == (strategy == "fedavg")
+        assert strategy_state_bytes(replayed) == live_state  # FedAdam's moments, bit for bit
         weights = [u.weight for u in live.current.results.values()]
         assert abs(sum(w for w in weights if w is not None) - 1.0) <= 1e-12
         start, replay_start = live_arrays, replay_arrays

@@ -4,10 +4,13 @@ update (new global model minus the round's starting model). Computed in float64.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 from flwr.app import ArrayRecord
 
 from flp_flower.model import sha256_hex, state_bytes
@@ -41,3 +44,21 @@ def norm_and_cosine(update: ArrayRecord, start: ArrayRecord, aggregate: ArrayRec
         return norm, None
     cosine = float(np.dot(d, agg)) / (norm * agg_norm)
     return norm, max(-1.0, min(1.0, cosine))
+
+
+STATE_ATTRIBUTES = ("m_t", "v_t")  # FedOpt's moments (FedAdam, FedYogi, FedAdagrad)
+
+
+def strategy_state_blob(strategy: Any) -> UpdateBlob | None:
+    """The strategy's state after a round (FedAdam's first and second moments) as `torch.save`
+    bytes of {"m_t/<key>": tensor, "v_t/<key>": tensor}; None for stateless strategies (FedAvg)."""
+    state: dict[str, torch.Tensor] = {}
+    for name in STATE_ATTRIBUTES:
+        for key, array in (getattr(strategy, name, None) or {}).items():
+            state[f"{name}/{key}"] = torch.from_numpy(np.array(array, copy=True))
+    if not state:
+        return None
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    return UpdateBlob(sha256_hex(data), data)

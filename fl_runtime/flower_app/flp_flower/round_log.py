@@ -50,6 +50,8 @@ class RoundLog:
     # in the strategy's aggregation order (partition order): replay aggregates in this order
     results: dict[int, ClientUpdate] = field(default_factory=dict)
     start: ArrayRecord | None = None  # the global model the round started from
+    state_sha256: str | None = None  # the strategy's state after the round (FedAdam's moments)
+    state: bytes | None = None
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     train_metrics: dict[str, float] = field(default_factory=dict)
     evaluate_metrics: dict[str, float] = field(default_factory=dict)
@@ -82,4 +84,4 @@ class RoundLog:
             "central_metrics": self.central_metrics,
             "duration_s": round(max(duration_s, 0.0), 6),
             "model_sha256": model_sha256,
-        }
+        } | ({"strategy_state_sha256": self.state_sha256} if self.state_sha256 else {})

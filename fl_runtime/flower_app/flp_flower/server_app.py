@@ -49,6 +49,8 @@ class RoundPublisher:
                 for update in round_log.results.values():
                     if update.update_sha256 is not None and update.update is not None:
                         self.reporter.put_artifact(update.update_sha256, update.update)
+            if round_log.state_sha256 is not None and round_log.state is not None:
+                self.reporter.put_artifact(round_log.state_sha256, round_log.state)
             self.reporter.put_artifact(sha, blob)
             self.reporter.post_round(server_round, body)
         log.info("round %s reported: %s", server_round, round_log.central_metrics)

@@ -19,7 +19,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from flp_flower.contributions import norm_and_cosine, update_blob
+from flp_flower.contributions import norm_and_cosine, strategy_state_blob, update_blob
 from flp_flower.round_log import ClientUpdate, RoundLog, error_name
 from flp_flower.settings import RunSettings
 
@@ -131,6 +131,8 @@ class RecordingFedAvg(FedAvg):
         arrays, metrics = super().aggregate_train(server_round, ordered)
         log.train_metrics = _scalar_record(metrics)
         self._record_contributions(ordered, arrays)
+        if (state := strategy_state_blob(self)) is not None:
+            log.state_sha256, log.state = state.sha256, state.data
         return arrays, metrics
 
     def _record_contributions(self, ordered: list[Message], aggregate: ArrayRecord | None) -> None:
