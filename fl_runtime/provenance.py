@@ -1,8 +1,8 @@
 """What the platform records in `JobStarted` so that an auditor can re-execute the aggregation:
-the initial model's hash (the ServerApp builds the same model, checks the hash against the run
-config's `initial-model-sha256` and uploads it), the Flower strategy class and its parameters
-(computed by the Flower app's own `strategy_params`, the function `build_strategy` uses), the
-app directory's hash and the library versions.
+the initial model's hash (the ServerApp builds the same model from the seed and uploads it before
+round 1; replay finds it by that hash, and a different start would fail round 1), the Flower
+strategy class and its parameters (computed by the Flower app's own `strategy_params`, the
+function `build_strategy` uses), the app directory's hash and the library versions.
 
 The versions are the platform's environment, which is the ServerApp's in the simulation and
 deployment modes (the platform starts the SuperLink from its own environment); in `remote` mode

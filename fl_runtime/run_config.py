@@ -20,7 +20,6 @@ PLATFORM_KEYS = frozenset(
         "partitioning",
         "dirichlet-alpha",
         "seed",
-        "initial-model-sha256",
     }
 )
 
@@ -53,7 +52,6 @@ def run_config_for(
     reply_timeout_s: float,
     token: str | None = None,
     traceparent: str | None = None,
-    initial_model_sha256: str | None = None,
 ) -> dict[str, Scalar]:
     """Run config for one job. Hyper-parameter names may use `_` or `-` (`batch_size`); a job's
     `reply_timeout` overrides the platform's default."""
@@ -74,8 +72,6 @@ def run_config_for(
         run_config["platform-token"] = token
     if traceparent:
         run_config["traceparent"] = traceparent  # the ServerApp's reports continue the job's trace
-    if initial_model_sha256:
-        run_config["initial-model-sha256"] = initial_model_sha256  # recorded in JobStarted; checked
     for name, value in config.hyperparameters.items():
         key = name.replace("_", "-")
         if key not in declared or key in PLATFORM_KEYS:

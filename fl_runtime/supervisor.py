@@ -323,7 +323,7 @@ class JobSupervisor:
             else:
                 try:
                     provenance = await self._provenance(job_id, config)
-                    run_id = await self._start_run(job_id, config, provenance)
+                    run_id = await self._start_run(job_id, config)
                     log.info("job %s: submitted Flower run %s", job_id, run_id)
                 except UnsupportedHyperparameter as exc:
                     failure = str(exc)
@@ -350,7 +350,7 @@ class JobSupervisor:
             log.exception("job %s: could not compute its provenance; replay will not be possible", job_id)
             return None
 
-    async def _start_run(self, job_id: str, config: e.JobConfig, provenance: JobProvenance | None = None) -> str:
+    async def _start_run(self, job_id: str, config: e.JobConfig) -> str:
         """Submit the job's Flower run in a `flower.run.start` span (in the job's trace); the
         run's ServerApp sends that span's traceparent with each round it reports."""
         origin = await self._origin(job_id)
@@ -359,10 +359,9 @@ class JobSupervisor:
         ) as span:
             token = self.token_for(job_id) if self.token_for else None
             traceparent = tracing.current_traceparent()
-            initial = provenance.initial_model_sha256 if provenance is not None else None
-            run_config = run_config_for(
-                job_id, config, self.public_url, self.reply_timeout_s, token, traceparent, initial
-            )
+            # The ServerApp builds the same initial model and uploads it: replay fails if the
+            # recorded initial model's artifact is missing or the first round does not match.
+            run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token, traceparent)
             simulation = self.engine.simulation_config(config.num_clients)
             run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)
             span.set_attribute("flower.run_id", run_id)

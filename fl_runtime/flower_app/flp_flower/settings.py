@@ -33,7 +33,6 @@ class RunSettings:
     stall_seconds: float = 30.0
     traceparent: str = ""  # the platform's flower.run.start span: reports continue the job's trace
     keep_client_updates: bool = True  # upload every client update as an artifact (else hashes only)
-    initial_model_sha256: str = ""  # what the platform recorded in JobStarted; the ServerApp checks it
 
     @classmethod
     def from_context(cls, context: Context) -> RunSettings:
@@ -66,7 +65,6 @@ class RunSettings:
             stall_partitions=_partitions(stall),
             stall_seconds=float(c.get("stall-seconds", 30.0)),
             keep_client_updates=bool(c.get("keep-client-updates", True)),
-            initial_model_sha256=str(c.get("initial-model-sha256", "")),
         )
 
 
