@@ -18,7 +18,7 @@ $(TOOLS_STAMP): requirements-tools.lock
 	touch $(TOOLS_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/flp demo
+	$(BIN)/flp demo --keep-serving  # then open the dashboard URL it prints
 
 test: $(STAMP) $(TOOLS_STAMP)
 	scripts/run-tests.sh

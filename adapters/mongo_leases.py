@@ -61,7 +61,7 @@ class MongoLeaseStore:
     async def renew(self, lease: Lease, ttl_s: float) -> Lease | None:
         now = self.clock()
         result = await self.leases.update_one(
-            {"_id": lease.name, "owner": lease.owner, "token": lease.token, "expires_at": {"$gt": now}},
+            {"_id": lease.name, "owner": lease.owner, "token": lease.token},
             {"$set": {"expires_at": now + ttl_s}},
         )
         return Lease(lease.name, lease.owner, lease.token, now + ttl_s) if result.matched_count else None

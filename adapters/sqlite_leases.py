@@ -72,8 +72,8 @@ class SqliteLeaseStore:
 
         def extend(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ? AND expires_at > ?",
-                (now + ttl_s, lease.name, lease.owner, lease.token, now),
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ?",
+                (now + ttl_s, lease.name, lease.owner, lease.token),
             )
             return cursor.rowcount == 1
 

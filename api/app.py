@@ -12,7 +12,8 @@ from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
-from api.routes import artifacts, audit, auth, clients, events, health, jobs, live, proof
+from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live, proof
+from api.web import routes as web
 from telemetry import tracing
 
 
@@ -48,6 +49,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         jobs.router,
         artifacts.router,
         clients.router,
+        fleet.router,
         events.router,
         live.router,
         health.router,
@@ -56,4 +58,5 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         proof.router,
     ):
         app.include_router(router)
+    web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
     return app

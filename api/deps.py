@@ -15,6 +15,7 @@ from audit.trail import AuditTrail
 from commands.handlers import CommandContext, CommandHandler
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
+from domain.fleet import FleetCommand, FleetState
 from domain.training_job import JobState
 from persistence.ports import ArtifactStore, EventStore
 from projections.ports import ReadModelStore
@@ -66,6 +67,10 @@ async def _clients(p: PlatformDep) -> CommandHandler[ClientCommand, ClientState]
     return p.clients
 
 
+async def _fleet(p: PlatformDep) -> CommandHandler[FleetCommand, FleetState]:
+    return p.fleet
+
+
 async def _projections(p: PlatformDep) -> ProjectionRunner:
     return p.projections
 
@@ -94,6 +99,7 @@ StoreDep = Annotated[EventStore, Depends(_store)]
 ReadModelsDep = Annotated[ReadModelStore, Depends(_read_models)]
 JobsDep = Annotated[CommandHandler[JobCommand, JobState], Depends(_jobs)]
 ClientsDep = Annotated[CommandHandler[ClientCommand, ClientState], Depends(_clients)]
+FleetDep = Annotated[CommandHandler[FleetCommand, FleetState], Depends(_fleet)]
 ProjectionsDep = Annotated[ProjectionRunner, Depends(_projections)]
 LiveDep = Annotated[LiveFeed, Depends(_live)]
 AuditDep = Annotated[AuditTrail, Depends(_audit)]

@@ -13,6 +13,7 @@ from commands.handlers import CommandHandler
 from config.settings import Settings
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
+from domain.fleet import FleetCommand, FleetState
 from domain.training_job import JobState
 from persistence.ports import ArtifactStore, EventStore
 from projections.ports import DocChange, ReadModelStore
@@ -53,6 +54,9 @@ class Platform(Protocol):
 
     @property
     def clients(self) -> CommandHandler[ClientCommand, ClientState]: ...
+
+    @property
+    def fleet(self) -> CommandHandler[FleetCommand, FleetState]: ...
 
     @property
     def projections(self) -> ProjectionRunner: ...

@@ -8,8 +8,9 @@ from typing import Any
 
 from audit import bundles, signing, time_travel
 from audit.verify import VerifyReport, verify_store
-from domain.training_job import JobState
+from domain.training_job import JobState, stream_id
 from persistence.ports import EventStore, SealStore
+from persistence.records import RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,7 @@ class AuditTrail:
 
     async def diff(self, job_id: str, from_version: int, to_version: int | None) -> dict[str, Any]:
         return await time_travel.diff_versions(self.store, job_id, from_version, to_version)
+
+    async def history(self, job_id: str, limit: int = 1000) -> list[RecordedEvent]:
+        """The job's first `limit` events as stored: actor, time, position, hash and seal."""
+        return await self.store.read_stream(stream_id(job_id), 1, limit)

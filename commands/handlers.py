@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from domain import client, training_job
+from domain import client, fleet, training_job
 from domain.commands import ClientCommand, JobCommand
 from domain.errors import DomainError
 from domain.events import Event
@@ -56,6 +56,10 @@ TRAINING_JOB: Aggregate[JobCommand, training_job.JobState] = Aggregate(
 )
 CLIENT: Aggregate[ClientCommand, client.ClientState] = Aggregate(
     "client", client.stream_id, client.INITIAL, client.decide, client.evolve
+)
+
+FLEET: Aggregate[fleet.FleetCommand, fleet.FleetState] = Aggregate(
+    "fleet", fleet.stream_id, fleet.INITIAL, fleet.decide, fleet.evolve
 )
 
 

@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     flower_superlink: str | None = Field(default=None, description="host:port of a remote SuperLink's Control API")
     flower_supernodes: int = 3
     flower_reply_timeout_s: float = 120.0
+    flower_host: str = Field(
+        default="127.0.0.1", description="where the owned SuperLink listens (0.0.0.0 or an interface for devices)"
+    )
+    flower_port: int | None = Field(default=None, description="the owned SuperLink's port; default a free one")
+    flower_secure: bool | None = Field(
+        default=None,
+        description="TLS + SuperNode authentication (flp pki init); default on unless FLP_FLOWER_HOST is loopback",
+    )
+    flower_ca_file: Path | None = Field(default=None, description="CA of a remote secure SuperLink")
+
+    @property
+    def flower_secured(self) -> bool:
+        if self.flower_secure is not None:
+            return self.flower_secure
+        if self.flower_mode == "remote":
+            return self.flower_ca_file is not None
+        return self.flower_host not in ("127.0.0.1", "localhost", "::1")
 
     # Kafka
     kafka_bootstrap_servers: str | None = None

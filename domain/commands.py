@@ -52,6 +52,13 @@ class ClientFailure(Valued):
     reason: Text = Field(max_length=2000)
 
 
+class StartRound(Command):
+    """The runtime began a round and sampled these clients (node ids as client ids)."""
+
+    round: PositiveInt
+    client_ids: list[EntityId] = Field(default_factory=list, max_length=MAX_CLIENTS_PER_ROUND)
+
+
 class RecordRoundResult(Command):
     round: PositiveInt
     sampled: Count | None = None
@@ -95,5 +102,5 @@ class LeaveFleet(Command):
     reason: Text = Field(default="", max_length=2000)
 
 
-JobCommand = StartJob | MarkJobStarted | JoinJob | RecordRoundResult | CompleteJob | FailJob | CancelJob
+JobCommand = StartJob | MarkJobStarted | JoinJob | StartRound | RecordRoundResult | CompleteJob | FailJob | CancelJob
 ClientCommand = RegisterClient | LeaveFleet

@@ -83,6 +83,14 @@ class ClientJoined(Event):
     client_id: str
 
 
+class RoundStarted(Event):
+    """A round began: the clients the strategy sampled for it (they join the job first)."""
+
+    job_id: str
+    round: int
+    sampled: list[str] = Field(default_factory=list)
+
+
 class ClientUpdateReceived(Event):
     """v2: the update's artifact (`update_sha256`), the aggregation weight the strategy gave it,
     its L2 norm (update minus the round's starting model) and its cosine similarity to the
@@ -158,12 +166,38 @@ class ClientLeft(Event):
     reason: str = ""
 
 
+# --- fleet stream: fleet (SuperNodes allowed to join the federation; fingerprints, never keys) ---
+
+
+class NodeRegistered(Event):
+    name: str
+    fingerprint: str  # sha256 (hex) of the node's public key, DER SubjectPublicKeyInfo
+    actor: str
+    reason: str = ""
+
+
+class NodeRevoked(Event):
+    name: str
+    fingerprint: str
+    actor: str
+    reason: str = ""
+
+
+class NodeConnected(Event):
+    """The SuperLink saw the registered node online under this Flower node id."""
+
+    name: str
+    fingerprint: str
+    flower_node_id: str  # Flower's uint64 node id, as text (beyond the value space's exact integers)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         JobCreated,
         JobStarted,
         ClientJoined,
+        RoundStarted,
         ClientUpdateReceived,
         ClientFailed,
         RoundCompleted,
@@ -172,6 +206,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobCancelled,
         ClientRegistered,
         ClientLeft,
+        NodeRegistered,
+        NodeRevoked,
+        NodeConnected,
     )
 }
 

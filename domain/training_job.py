@@ -23,6 +23,7 @@ class JobState:
     run_id: str | None = None
     clients: tuple[str, ...] = ()
     round: int = 0
+    started_round: int = 0  # the newest round a RoundStarted announced
     latest_metrics: e.Metrics = field(default_factory=dict)
     final_metrics: e.Metrics = field(default_factory=dict)
     model_sha256: str | None = None
@@ -82,6 +83,8 @@ def decide(command: c.JobCommand, state: JobState) -> list[e.Event]:
             if client_id in state.clients:
                 return []
             return [e.ClientJoined(job_id=_job_id(state), client_id=client_id)]
+        case c.StartRound():
+            return _start_round(command, state)
         case c.RecordRoundResult():
             return _record_round(command, state)
         case c.CompleteJob(final_metrics=final_metrics, model_sha256=sha):
@@ -98,6 +101,26 @@ def decide(command: c.JobCommand, state: JobState) -> list[e.Event]:
 def _job_id(state: JobState) -> str:
     assert state.job_id is not None
     return state.job_id
+
+
+def _start_round(cmd: c.StartRound, state: JobState) -> list[e.Event]:
+    """RoundStarted once per round (a repeat is a no-op), after ClientJoined for each sampled
+    client taking part for the first time."""
+    config = _require_active(state)
+    job_id = _job_id(state)
+    if cmd.round <= max(state.started_round, state.round):
+        return []  # already started (a retried report) or already recorded
+    if cmd.round != state.round + 1:
+        raise DomainError(f"round {cmd.round} cannot start: the last recorded round is {state.round}")
+    if cmd.round > config.rounds:
+        raise DomainError(f"round {cmd.round} exceeds the job's {config.rounds} rounds")
+    if len(set(cmd.client_ids)) != len(cmd.client_ids):
+        raise DomainError("a client is sampled more than once")
+    out: list[e.Event] = [
+        e.ClientJoined(job_id=job_id, client_id=cid) for cid in cmd.client_ids if cid not in state.clients
+    ]
+    out.append(e.RoundStarted(job_id=job_id, round=cmd.round, sampled=list(cmd.client_ids)))
+    return out
 
 
 def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
@@ -188,6 +211,10 @@ def _joined(state: JobState, ev: e.ClientJoined) -> JobState:
     return replace(state, clients=(*state.clients, ev.client_id))
 
 
+def _round_started(state: JobState, ev: e.RoundStarted) -> JobState:
+    return replace(state, started_round=ev.round)
+
+
 def _round_completed(state: JobState, ev: e.RoundCompleted) -> JobState:
     metrics = {**ev.train_metrics, **ev.evaluate_metrics, **ev.central_metrics}
     return replace(state, round=ev.round, latest_metrics=metrics, model_sha256=ev.model_sha256)
@@ -214,6 +241,7 @@ _EVOLVE: dict[type[e.Event], Callable[[JobState, Any], JobState]] = {
     e.JobCreated: _created,
     e.JobStarted: _started,
     e.ClientJoined: _joined,
+    e.RoundStarted: _round_started,
     e.RoundCompleted: _round_completed,
     e.JobCompleted: _completed,
     e.JobFailed: _failed,

@@ -26,7 +26,14 @@ from flwr.cli.build import build_fab_from_disk
 from flwr.cli.config_utils import load_and_validate
 from flwr.common.constant import FAB_CONFIG_FILE
 from flwr.common.serde import fab_to_proto, user_config_from_proto, user_config_to_proto
-from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2 import (
+    ListNodesRequest,
+    ListRunsRequest,
+    RegisterNodeRequest,
+    StartRunRequest,
+    StopRunRequest,
+    UnregisterNodeRequest,
+)
 from flwr.proto.federation_config_pb2 import SimulationConfig
 from flwr.supercore.control.control_http_client import ControlHttpClient
 from flwr.supercore.fab import Fab
@@ -79,6 +86,16 @@ class RunInfo:
         return self.status.startswith("finished")
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """A SuperNode the SuperLink knows: `public_key` is PEM SubjectPublicKeyInfo (never logged)."""
+
+    node_id: str
+    status: str  # "registered" | "online" | "offline" | "unregistered"
+    public_key: bytes
+    name: str
+
+
 class RunControl(Protocol):
     """What the supervisor needs of a SuperLink: submit, list and stop runs (blocking calls)."""
 
@@ -92,11 +109,16 @@ class RunControl(Protocol):
 class FlowerControl:
     """A Control API client for one SuperLink, submitting flp's Flower app."""
 
-    def __init__(self, address: str, app_dir: Path = APP_DIR, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, address: str, app_dir: Path = APP_DIR, timeout_s: float = 30.0, root_certificates: Path | None = None
+    ) -> None:
         self.address = address
         self.app_dir = app_dir
         self._client = ControlHttpClient.from_server_address(
-            server_address=address, insecure=True, root_certificates=None, interceptors=[]
+            server_address=address,
+            insecure=root_certificates is None,
+            root_certificates=root_certificates.read_bytes() if root_certificates is not None else None,
+            interceptors=[],
         )
         self._timeout_s = timeout_s
 
@@ -133,6 +155,22 @@ class FlowerControl:
 
     def stop_run(self, run_id: str) -> None:
         self._client.StopRun(StopRunRequest(run_id=int(run_id)))
+
+    # --- SuperNodes (with --enable-supernode-auth, only registered public keys may connect) ---
+
+    def list_nodes(self) -> list[NodeInfo]:
+        response = self._client.ListNodes(ListNodesRequest())
+        return [NodeInfo(str(n.node_id), n.status, bytes(n.public_key), n.name) for n in response.nodes_info]
+
+    def register_node(self, public_key_pem: bytes, name: str) -> str:
+        """Register a SuperNode's public key (what `flwr supernode register` does); its node id."""
+        response = self._client.RegisterNode(RegisterNodeRequest(public_key=public_key_pem, name=name))
+        if not response.node_id:
+            raise RuntimeError(f"SuperLink {self.address} did not register node {name}")
+        return str(response.node_id)
+
+    def unregister_node(self, node_id: str) -> None:
+        self._client.UnregisterNode(UnregisterNodeRequest(node_id=int(node_id)))
 
     def close(self) -> None:
         self._client.close()

@@ -27,6 +27,7 @@ import psutil
 
 from config.ports import free_port
 from fl_runtime.control import Simulation
+from fl_runtime.pki import pki_paths
 from fl_runtime.processes import ManagedProcess, owned_pids, owned_processes
 from telemetry import metrics
 
@@ -43,6 +44,9 @@ class EngineConfig:
     supernodes: int = 3
     remote_superlink: str | None = None
     host: str = "127.0.0.1"
+    port: int | None = None  # the SuperLink's (Fleet, Control, Runtime APIs); default a free one
+    secure: bool = False  # TLS (data_dir/pki, `flp pki init`) + SuperNode authentication
+    ca_file: Path | None = None  # remote mode: the CA of a secure SuperLink
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
@@ -65,17 +69,17 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
 CLI_CONNECTION = "flp"
 
 
-def write_cli_config(flwr_home: Path, address: str) -> None:
+def write_cli_config(flwr_home: Path, address: str, ca_file: Path | None = None) -> None:
     """Make `FLWR_HOME=<data_dir>/flower/home flwr ls flp` (or run/log/stop) reach our SuperLink."""
+    tls = f'root-certificates = "{ca_file}"\n' if ca_file is not None else "insecure = true\n"
     (flwr_home / "config.toml").write_text(
-        f'[superlink]\ndefault = "{CLI_CONNECTION}"\n\n'
-        f'[superlink.{CLI_CONNECTION}]\naddress = "{address}"\ninsecure = true\n'
+        f'[superlink]\ndefault = "{CLI_CONNECTION}"\n\n[superlink.{CLI_CONNECTION}]\naddress = "{address}"\n{tls}'
     )
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, verify: str | bool = True) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).is_success
+        return httpx.get(url, timeout=1.0, verify=verify).is_success
     except httpx.HTTPError:
         return False
 
@@ -90,6 +94,7 @@ class FlowerEngine:
     lost_runs: set[str] = field(default_factory=set)  # unfinished runs inherited from a previous start
     control_address: str = ""
     _health_url: str = ""
+    _health_verify: str | bool = True
     _failed_probes: int = 0
 
     @property
@@ -99,6 +104,38 @@ class FlowerEngine:
     @property
     def root(self) -> Path:
         return self.config.data_dir / "flower"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients of the SuperLink verify it with (None: no TLS)."""
+        if self.mode == "remote":
+            return self.config.ca_file
+        return pki_paths(self.config.data_dir).ca_cert if self.config.secure else None
+
+    def _security_args(self) -> list[str]:
+        """TLS + SuperNode authentication, or `--insecure` (loopback only, and said so)."""
+        if not self.config.secure:
+            log.warning(
+                "Flower SuperLink on %s runs WITHOUT TLS and SuperNode authentication (loopback only; "
+                "set FLP_FLOWER_HOST / FLP_FLOWER_SECURE and run `flp pki init` for devices)",
+                self.config.host,
+            )
+            return ["--insecure"]
+        if self.mode == "deployment" and self.config.supernodes:
+            raise ValueError("a secure SuperLink takes only registered SuperNodes: set FLP_FLOWER_SUPERNODES=0")
+        pki = pki_paths(self.config.data_dir)
+        if not pki.complete():
+            raise ValueError(f"a secure SuperLink needs a certificate: run `flp pki init` ({pki.root} is incomplete)")
+        log.info("Flower SuperLink on %s: TLS (%s) and SuperNode authentication", self.config.host, pki.server_cert)
+        return [
+            "--ssl-certfile",
+            str(pki.server_cert),
+            "--ssl-keyfile",
+            str(pki.server_key),
+            "--ssl-ca-certfile",
+            str(pki.ca_cert),
+            "--enable-supernode-auth",
+        ]
 
     def start(self) -> None:
         """Blocking: start and health-check the owned processes (nothing for `remote`)."""
@@ -112,10 +149,11 @@ class FlowerEngine:
         self._stop_leftovers()
         env = flower_env(home)
         host = self.config.host
-        port = free_port(host)
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - how we reach it ourselves
+        port = self.config.port or free_port(local)
         argv = [
             "flower-superlink",
-            "--insecure",
+            *self._security_args(),
             "--isolation",
             "subprocess",
             "--host",
@@ -133,13 +171,15 @@ class FlowerEngine:
         self.owners.append(superlink.owner)
         superlink.start()
         self._remember_owners()
-        self._health_url = f"http://{host}:{port}/health"
+        ca = self.ca_file
+        self._health_url = f"{'https' if ca else 'http'}://{local}:{port}/health"
+        self._health_verify = str(ca) if ca else True
         try:
-            superlink.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
-            self.control_address = f"{host}:{port}"
-            write_cli_config(home, self.control_address)
+            superlink.wait_healthy(lambda: _healthy(self._health_url, self._health_verify), STARTUP_TIMEOUT_S)
+            self.control_address = f"{local}:{port}"
+            write_cli_config(home, self.control_address, ca)
             if self.mode == "deployment":
-                self._start_supernodes(env, host, port)
+                self._start_supernodes(env, local, port)
         except BaseException:
             self.stop()
             raise
@@ -175,7 +215,8 @@ class FlowerEngine:
         for proc in self.processes:
             if proc.running() and proc.name == "superlink":
                 # a busy SuperLink may miss one probe: restart only after 3 failed probes in a row
-                self._failed_probes = 0 if _healthy(self._health_url) else self._failed_probes + 1
+                healthy = _healthy(self._health_url, self._health_verify)
+                self._failed_probes = 0 if healthy else self._failed_probes + 1
                 if self._failed_probes < UNHEALTHY_PROBES:
                     continue
             elif proc.running():
@@ -186,7 +227,7 @@ class FlowerEngine:
             metrics.FLOWER_RESTARTS.labels(proc.name.split("-")[0]).inc()
             if proc.name == "superlink":
                 superlink_restarted = True
-                proc.wait_healthy(lambda: _healthy(self._health_url), STARTUP_TIMEOUT_S)
+                proc.wait_healthy(lambda: _healthy(self._health_url, self._health_verify), STARTUP_TIMEOUT_S)
         return superlink_restarted
 
     def simulation_config(self, num_clients: int) -> Simulation | None:

@@ -163,6 +163,9 @@ class ManagedProcess:
         _signal_all(owned_processes(self.owner), signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
+        deadline = time.monotonic() + grace_s  # a killed child may take a moment to be gone (loaded machine)
+        while self.tree() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
         with _LIVE_LOCK:
             _LIVE.discard(self)

@@ -41,6 +41,10 @@ class FlowerRuntime:
                 data_dir=settings.data_dir,
                 supernodes=settings.flower_supernodes,
                 remote_superlink=settings.flower_superlink,
+                host=settings.flower_host,
+                port=settings.flower_port,
+                secure=settings.flower_secured,
+                ca_file=settings.flower_ca_file,
             )
         )
         self.token_for = token_for
@@ -62,7 +66,7 @@ class FlowerRuntime:
         if not self.engine.control_address:
             await asyncio.to_thread(self.engine.start)
         if self.control is None:
-            self.control = FlowerControl(self.engine.control_address)
+            self.control = FlowerControl(self.engine.control_address, root_certificates=self.engine.ca_file)
             if self.engine.mode != "remote":
                 await mark_lost_runs(self.control, self.engine)
         while True:

@@ -72,10 +72,12 @@ def all_rounds_recorded(state: JobState) -> bool:
 
 async def mark_lost_runs(control: RunControl, engine: FlowerEngine) -> set[str]:
     """After our SuperLink (re)started on its saved state, runs it lists as unfinished have no
-    processes any more: remember them as lost and stop them."""
+    processes any more: remember them as lost and stop them. Runs already stopped then were
+    stopped with the processes of a replica that died (its SuperLink stops what it ran when it is
+    terminated), so they are lost too, not "stopped outside flp"."""
     runs = await asyncio.to_thread(control.list_runs)
     lost = {r.run_id for r in runs.values() if not r.finished}
-    engine.lost_runs |= lost
+    engine.lost_runs |= lost | {r.run_id for r in runs.values() if r.status == "finished:stopped"}
     for run_id in lost:
         try:
             await asyncio.to_thread(control.stop_run, run_id)
@@ -287,7 +289,7 @@ class JobSupervisor:
             job_runs = by_job.get(job_id, [])
             lost = [r.run_id for r in job_runs if r.run_id in self.engine.lost_runs]
             if lost and state.status in ("pending", "running") and not all_rounds_recorded(state):
-                reason = f"the platform restarted while Flower run {lost[0]} was running; the run was lost"
+                reason = f"the flp process running Flower run {lost[0]} stopped (restart or failover); the run was lost"
                 await self._finish(job_id, c.FailJob(reason=reason))
             elif state.status == "cancelled":
                 await self._stop_runs_of(job_id, runs)
@@ -436,13 +438,15 @@ class JobSupervisor:
             self._settle(job_id)
             return
         rounds = state.config.rounds
-        if run.status == "finished:completed":
+        if run.run_id in self.engine.lost_runs and not all_rounds_recorded(state):
+            command: JobCommand = c.FailJob(
+                reason=f"Flower run {run.run_id} was lost with the flp process that ran it (restart or failover)"
+            )
+        elif run.status == "finished:completed":
             if all_rounds_recorded(state):
                 await self._complete(job_id)
                 return
-            command: JobCommand = c.FailJob(
-                reason=f"Flower run {run.run_id} ended after {state.round} of {rounds} rounds"
-            )
+            command = c.FailJob(reason=f"Flower run {run.run_id} ended after {state.round} of {rounds} rounds")
         elif run.status == "finished:stopped":
             command = c.FailJob(reason=f"Flower run {run.run_id} was stopped outside flp")
         else:

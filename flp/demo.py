@@ -15,6 +15,7 @@ import httpx
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.auth.client import credentials_hint
+from api.auth.service import read_admin_credentials
 from config.settings import Settings
 from flp.cli.api_client import auth_headers
 from flp.cli.output import console, fmt_metrics, history_table, job_board_table
@@ -87,11 +88,23 @@ async def follow_job(http: httpx.AsyncClient, job_id: str, rounds: int) -> dict[
     raise RuntimeError("live stream ended before the job finished")
 
 
+def dashboard_hint(settings: Settings, url: str) -> str:
+    """Where the dashboard is and how to log in (the generated admin's credentials, on the
+    embedded default where this demo wrote them itself)."""
+    if not settings.auth_enabled:
+        return f"[bold]dashboard:[/bold] {url}/ui  (auth is off)"
+    creds = read_admin_credentials(settings)
+    if creds is None:
+        return f"[bold]dashboard:[/bold] {url}/ui  (log in as admin; {credentials_hint(settings)})"
+    return f"[bold]dashboard:[/bold] {url}/ui  (log in as {creds['username']} / {creds['password']})"
+
+
 async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
     async with running_server(settings) as srv:
         console.print(f"[bold green]flp is up[/bold green] at {srv.url}  (API docs: {srv.url}/docs)")
         console.print(f"data dir: {settings.data_dir.resolve()}")
         console.print(credentials_hint(settings))
+        console.print(dashboard_hint(settings, srv.url))
         flower = srv.container.runtime is not None
         async with httpx.AsyncClient(base_url=srv.url, headers=auth_headers(settings), timeout=60.0) as http:
             body = {**DEMO_JOB, "runtime": "flower" if flower else "external"}
@@ -119,6 +132,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool = False) -> int:
             console.print(f"[bold]final central accuracy: {accuracy:.4f}[/bold]")
         console.print(f"read its history again: flp job history {job_id}   (or GET {srv.url}/jobs/{job_id}/events)")
         if keep_serving:
+            console.print(dashboard_hint(settings, srv.url))
             console.print("serving until Ctrl-C")
             await asyncio.Event().wait()
         return 0 if detail["status"] == "completed" else 1

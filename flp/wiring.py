@@ -23,12 +23,13 @@ from adapters.sqlite_users import SqliteUserStore
 from api.auth.service import AuthService, open_auth
 from audit.seal_mirror import SealMirror
 from audit.trail import AuditTrail
-from commands.handlers import CLIENT, TRAINING_JOB, CommandHandler
+from commands.handlers import CLIENT, FLEET, TRAINING_JOB, CommandHandler
 from config.secrets import seal_key
 from config.settings import Settings
 from config.signing import signing_key
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
+from domain.fleet import FleetCommand, FleetState
 from domain.training_job import JobState
 from flp.exclusive import ExclusiveService, replica_id
 from persistence.ports import ArtifactStore, EventStore, LeaseStore, Ownership, SealStore, UserStore
@@ -75,6 +76,7 @@ class Container:
     artifacts: ArtifactStore
     leases: LeaseStore
     replica: str  # this replica's name in the leases
+    fleet: CommandHandler[FleetCommand, FleetState]  # the SuperNodes let into the federation
     seal_mirror: SealMirror | None = None
     runtime: FlowerRuntime | None = None
     relay: KafkaRelay | None = None
@@ -284,6 +286,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         artifacts=stores.artifacts,
         leases=stores.leases,
         replica=settings.replica_id or replica_id(),
+        fleet=CommandHandler(stores.events, FLEET),
     )
     container.closers += [auth.close, stores.close]
     container.services.append(
@@ -345,7 +348,7 @@ def _add_runtime_services(container: Container) -> None:
         container.runtime = runtime
         container.services.append(
             container.exclusive(
-                "flower-runtime",
+                "flower_runtime",
                 runtime.run,
                 runtime.ownership,
                 stop=runtime.stop,
@@ -353,6 +356,11 @@ def _add_runtime_services(container: Container) -> None:
                 info=runtime.info,
             )
         )
+        if settings.flower_secured:  # SuperNode authentication: the fleet stream says who may connect
+            from fl_runtime.fleet_sync import FleetSync
+
+            sync = FleetSync(container.fleet, container.artifacts, lambda: runtime.control)
+            container.services.append(BackgroundService("fleet_sync", sync.run, sync.stop, sync.info))
     if settings.kafka_bootstrap_servers:
         from adapters.kafka_relay import KafkaRelay
 

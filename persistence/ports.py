@@ -201,7 +201,9 @@ class LeaseStore(Protocol):
         ...
 
     async def renew(self, lease: Lease, ttl_s: float) -> Lease | None:
-        """Extend a lease still held (same owner and token, not expired); None when it was lost."""
+        """Extend a lease nobody else took (same owner and token, even past its expiry: expiry lets
+        another replica take over, it does not stop a lone owner whose renewal came late); None
+        when another owner took it."""
         ...
 
     async def release(self, lease: Lease) -> None:

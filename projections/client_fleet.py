@@ -1,4 +1,10 @@
-"""client_fleet: every client (device) seen: registration, jobs joined, updates and failures."""
+"""client_fleet: every client (device) seen: registration, jobs joined, updates and failures.
+
+SuperNodes of the fleet stream (NodeRegistered / NodeConnected / NodeRevoked) are documents keyed
+by the node's name, with its key fingerprint (never the key), status registered / connected /
+revoked, and the Flower node id it connected with. The runtime reports clients as
+`node-<flower node id>`: NodeConnected also marks that document with the node's name, and the
+node's own document collects the jobs and last sighting reported for that id from then on."""
 
 from __future__ import annotations
 
@@ -6,29 +12,46 @@ from domain import events as e
 from persistence.records import RecordedEvent
 from projections.ports import Doc
 
-_INTERESTING = (e.ClientRegistered, e.ClientLeft, e.ClientJoined, e.ClientUpdateReceived, e.ClientFailed)
+_CLIENT = (e.ClientRegistered, e.ClientLeft, e.ClientJoined, e.ClientUpdateReceived, e.ClientFailed)
+_NODE = (e.NodeRegistered, e.NodeRevoked, e.NodeConnected)
+
+
+def flower_client_id(flower_node_id: str) -> str:
+    return f"node-{flower_node_id}"
+
+
+def _new(client_id: str) -> Doc:
+    return {
+        "client_id": client_id,
+        "name": None,
+        "properties": {},
+        "status": "unregistered",
+        "jobs": [],
+        "updates": 0,
+        "failures": 0,
+        "examples": 0,
+        "last_failure": None,
+    }
 
 
 class ClientFleet:
     name = "client_fleet"
 
     def keys(self, event: e.Event) -> list[str]:
-        return [event.client_id] if isinstance(event, _INTERESTING) else []
+        if isinstance(event, _CLIENT):
+            return [event.client_id]
+        if isinstance(event, e.NodeConnected):
+            return [event.name, flower_client_id(event.flower_node_id)]
+        if isinstance(event, _NODE):
+            return [event.name]
+        return []
 
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
-        if not isinstance(event, _INTERESTING):
+        if isinstance(event, _NODE):
+            return self._node(doc, event, recorded)
+        if not isinstance(event, _CLIENT):
             return doc
-        doc = doc or {
-            "client_id": event.client_id,
-            "name": None,
-            "properties": {},
-            "status": "unregistered",
-            "jobs": [],
-            "updates": 0,
-            "failures": 0,
-            "examples": 0,
-            "last_failure": None,
-        }
+        doc = doc or _new(event.client_id)
         match event:
             case e.ClientRegistered(name=name, properties=properties):
                 doc.update(name=name, properties=properties, status="active", registered_at=recorded.recorded_at)
@@ -44,5 +67,34 @@ class ClientFleet:
                     failures=doc["failures"] + 1,
                     last_failure={"job_id": job_id, "round": rnd, "code": code, "reason": reason},
                 )
+        doc.update(last_seen_at=recorded.recorded_at, position=recorded.position)
+        return doc
+
+    def _node(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc:
+        if isinstance(event, e.NodeConnected) and (doc is None or doc.get("kind") != "supernode"):
+            # the runtime's `node-<id>` client document: say which fleet node it is
+            doc = doc or _new(flower_client_id(event.flower_node_id))
+            doc.update(fleet_node=event.name, last_seen_at=recorded.recorded_at, position=recorded.position)
+            return doc
+        doc = doc or _new(getattr(event, "name", ""))
+        match event:
+            case e.NodeRegistered(name=name, fingerprint=fp, actor=actor, reason=reason):
+                doc.update(
+                    name=name,
+                    kind="supernode",
+                    fingerprint=fp,
+                    status="registered",
+                    registered_at=recorded.recorded_at,
+                    registered_by=actor,
+                    registered_reason=reason,
+                    flower_node_id=None,
+                    revoked_at=None,
+                    revoked_by=None,
+                    revoked_reason=None,
+                )
+            case e.NodeConnected(flower_node_id=node_id):
+                doc.update(status="connected", flower_node_id=node_id)
+            case e.NodeRevoked(actor=actor, reason=reason):
+                doc.update(status="revoked", revoked_at=recorded.recorded_at, revoked_by=actor, revoked_reason=reason)
         doc.update(last_seen_at=recorded.recorded_at, position=recorded.position)
         return doc

@@ -34,16 +34,22 @@ class JobBoard:
                 "reason": None,
                 "created_at": recorded.recorded_at,
                 "created_by": recorded.metadata.get("actor"),
+                "started_at": None,
+                "ended_at": None,
+                "running_round": None,
             }
         if doc is None:
             return None
         match event:
             case e.JobStarted(run_id=run_id):
-                doc.update(status="running", run_id=run_id)
+                doc.update(status="running", run_id=run_id, started_at=recorded.recorded_at)
             case e.ClientJoined(client_id=client_id):
                 doc["clients"].append(client_id)
+            case e.RoundStarted():
+                doc["running_round"] = event.round
             case e.RoundCompleted():
                 doc.update(
+                    running_round=None,
                     round=event.round,
                     latest_metrics={**event.train_metrics, **event.evaluate_metrics, **event.central_metrics},
                     model_sha256=event.model_sha256,
@@ -56,5 +62,7 @@ class JobBoard:
                 doc.update(status="failed", reason=reason)
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
+        if isinstance(event, e.JobCompleted | e.JobFailed | e.JobCancelled):
+            doc.update(ended_at=recorded.recorded_at, running_round=None)
         doc.update(updated_at=recorded.recorded_at, version=recorded.version, position=recorded.position)
         return doc

@@ -57,6 +57,8 @@ class JobDetail:
             case e.ClientFailed():
                 entry = _round(doc, event.round)
                 entry["failures"].append({"client_id": event.client_id, "code": event.code, "reason": event.reason})
+            case e.RoundStarted():
+                _round(doc, event.round).update(sampled_clients=event.sampled, started_at=recorded.recorded_at)
             case e.RoundCompleted():
                 _round(doc, event.round).update(
                     completed=True,

@@ -7,4 +7,5 @@ export OTEL_SDK_DISABLED=true FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
 .venv/bin/lint-imports --no-cache
-.venv/bin/pytest "$@"
+# two workers: Flower tests on one of them in turn (tests/conftest.py), the rest beside them
+.venv/bin/pytest -n 2 --dist loadgroup "$@"

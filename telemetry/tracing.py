@@ -62,8 +62,17 @@ def flush() -> None:
         _provider.force_flush()
 
 
+_tracer: tuple[Any, Tracer] | None = None  # (the provider it came from, the tracer)
+
+
 def tracer() -> Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """flp's tracer, kept per provider: `trace.get_tracer` builds a new one on every call (an
+    instrumentation scope, a lock), measurable on a path that starts three spans per command."""
+    global _tracer
+    provider = trace.get_tracer_provider()
+    if _tracer is None or _tracer[0] is not provider:
+        _tracer = (provider, provider.get_tracer(TRACER_NAME))
+    return _tracer[1]
 
 
 def current_traceparent() -> str | None:

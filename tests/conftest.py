@@ -23,6 +23,27 @@ from config.settings import Settings  # noqa: E402
 from flp.wiring import Container, build_container  # noqa: E402
 from tests.auth.helpers import admin_headers  # noqa: E402
 
+# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Tests that run real
+# Flower processes go in two groups, each on one worker in turn: Ray simulations ("ray": two Ray
+# clusters at once on a 2-core machine only make both slow) and SuperNode fleets without Ray
+# ("supernodes"). The rest fills in beside them.
+RAY_PATHS = ("fl_runtime/", "scaleout/", "observability/test_fl_", "web/test_dashboard_browser")
+SUPERNODE_PATHS = ("fl_runtime/test_deployment_engine", "fl_runtime/test_remote_engine", "fleet/", "deploy/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "flower: runs real Flower processes (serialised with its kind)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if any(p in where for p in SUPERNODE_PATHS) and (item.get_closest_marker("flower") or "fl_runtime/" in where):
+            item.add_marker(pytest.mark.xdist_group("supernodes"))
+        elif item.get_closest_marker("flower") or any(p in where for p in RAY_PATHS):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

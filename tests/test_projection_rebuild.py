@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import httpx
 
+from commands.fleet import parse_public_key
+from commands.handlers import CommandContext
+from domain.fleet import RecordNodeConnected
 from flp.wiring import Container
 from projections.registry import PROJECTION_NAMES
 from projections.runner import ProjectionRunner
 from tests.conftest import job_body, round_body
+from tests.fleet.keys import ec_keypair
 
 
 async def scripted_workload(api: httpx.AsyncClient, jobs: int = 8) -> None:
@@ -22,6 +27,8 @@ async def scripted_workload(api: httpx.AsyncClient, jobs: int = 8) -> None:
         await api.post(f"/jobs/{job}/clients", json={"client_id": "a"})
         for rnd in range(1, rng.randint(1, 3) + 1):
             failures = [{"client_id": "c", "code": "timeout", "reason": "no reply"}] if rng.random() < 0.5 else []
+            sampled = ["a", "b", "c"] if failures else ["a", "b"]
+            await api.post(f"/jobs/{job}/rounds/started", json={"round": rnd, "client_ids": sampled})
             await api.post(f"/jobs/{job}/rounds", json=round_body(rnd, failures=failures))
         ending = rng.choice(["complete", "fail", "cancel", None])
         if ending == "complete":
@@ -33,12 +40,31 @@ async def scripted_workload(api: httpx.AsyncClient, jobs: int = 8) -> None:
     await api.post("/clients/b/leave", json={"reason": "retired"})
 
 
-async def test_rebuild_equals_live(api: httpx.AsyncClient, container: Container) -> None:
+async def fleet_workload(api: httpx.AsyncClient, container: Container, tmp_path: Path) -> None:
+    """SuperNodes registered, one seen online and joining a job under its Flower node id, one revoked."""
+    keys = [ec_keypair(tmp_path, f"pi-{i}")[1].read_text() for i in range(2)]
+    for i, key in enumerate(keys):
+        await api.post("/fleet/nodes", json={"name": f"pi-{i}", "public_key": key, "reason": "bench"})
+    connected = RecordNodeConnected(fingerprint=parse_public_key(keys[0]).fingerprint, flower_node_id="4242")
+    await container.fleet.execute("", connected, CommandContext(actor="fleet-sync"))
+    await api.post("/jobs", json=job_body(job_id="fleet-job", rounds=1))
+    await api.post("/jobs/fleet-job/clients", json={"client_id": "node-4242"})
+    await api.delete("/fleet/nodes/pi-1", params={"reason": "retired"})
+
+
+async def test_rebuild_equals_live(api: httpx.AsyncClient, container: Container, tmp_path: Path) -> None:
     await scripted_workload(api)
+    await fleet_workload(api, container, tmp_path)
     head = await container.store.head_position()
     await container.projections.wait_for(head)
     live = {name: await container.read_models.dump(name) for name in PROJECTION_NAMES}
-    assert len(live["job_board"]) == 8 and len(live["client_fleet"]) == 3
+    assert len(live["job_board"]) == 9 and len(live["client_fleet"]) == 6
+    assert live["client_fleet"]["pi-0"]["status"] == "connected" and live["client_fleet"]["pi-1"]["status"] == "revoked"
+    assert live["client_fleet"]["node-4242"]["fleet_node"] == "pi-0"
+    node = (await api.get("/fleet/nodes/pi-0")).json()
+    assert node["jobs"] == ["fleet-job"] and node["flower_node_id"] == "4242"
+    rounds = [r for doc in live["job_detail"].values() for r in doc["rounds"]]
+    assert rounds and all(r["sampled_clients"] and r["started_at"] for r in rounds), "RoundStarted is projected"
     reached = await container.projections.rebuild(container.store)
     assert reached == head
     rebuilt = {name: await container.read_models.dump(name) for name in PROJECTION_NAMES}

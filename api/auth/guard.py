@@ -16,6 +16,7 @@ from fastapi import HTTPException, Request
 from api.auth.principal import ANONYMOUS_ADMIN, Principal
 from api.auth.rules import Rule, rule_for
 from api.auth.service import AuthService
+from api.auth.session import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, LoginRequired, check_csrf
 from api.auth.tokens import InvalidToken
 from api.deps import get_auth
 
@@ -81,13 +82,23 @@ async def authorize(request: Request) -> None:
         request.state.principal = ANONYMOUS_ADMIN
         return
     token = bearer_token(request)
+    cookie = token is None and SESSION_COOKIE in request.cookies  # the dashboard's browser session
+    if cookie:
+        token = request.cookies[SESSION_COOKIE]
+    page = rule.page and request.method in SAFE_METHODS
     if token is None:
+        if page:
+            raise LoginRequired("log in to see the dashboard")
         raise HTTPException(401, "authentication required: send Authorization: Bearer <token>", headers=CHALLENGE)
     try:
         principal: Principal = await auth.principal_from_token(token)
     except InvalidToken:
+        if page:
+            raise LoginRequired("your session expired; log in again") from None
         raise HTTPException(401, "invalid or expired token", headers=INVALID) from None
     await enforce_rate_limit(auth, principal.rate_key)
+    if cookie and request.method not in SAFE_METHODS:
+        check_csrf(token, request.headers.get(CSRF_HEADER))
     if not rule.allows(principal, {k: str(v) for k, v in request.path_params.items()}):
         raise HTTPException(403, "your role does not allow this")
     request.state.principal = principal

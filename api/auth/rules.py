@@ -16,6 +16,7 @@ class Rule:
     public: bool = False  # no token needed (health, token endpoint)
     job_param: str | None = None  # runtime principals only for this path parameter == their job
     scrape: bool = False  # only the metrics scrape credential (FLP_METRICS_TOKEN_FILE), never a JWT
+    page: bool = False  # a dashboard page: without a session the browser is sent to the login form
 
     def allows(self, principal: Principal, path_params: dict[str, str]) -> bool:
         if self.public or Role.ADMIN in principal.roles:
@@ -54,6 +55,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{job_id}/cancel"): Rule(roles(OPS)),
     ("POST", "/jobs/{job_id}/clients"): Rule(roles(OPS, RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/rounds"): Rule(roles(RUN), job_param="job_id"),
+    ("POST", "/jobs/{job_id}/rounds/started"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/start"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/complete"): Rule(roles(RUN), job_param="job_id"),
     ("POST", "/jobs/{job_id}/fail"): Rule(roles(RUN), job_param="job_id"),
@@ -76,6 +78,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),
     ("GET", "/clients"): Rule(BOARD),
     ("GET", "/clients/{client_id}"): Rule(BOARD),
+    ("POST", "/fleet/nodes"): Rule(roles(OPS)),
+    ("DELETE", "/fleet/nodes/{name}"): Rule(roles(OPS)),
+    ("GET", "/fleet/nodes"): Rule(roles(OPS)),
+    ("GET", "/fleet/nodes/{name}"): Rule(roles(OPS)),
     # feed, live push
     ("GET", "/events"): Rule(roles(INTEG, AUD)),
     ("GET", "/live/jobs"): Rule(BOARD),
@@ -84,6 +90,21 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/artifacts/{sha256}"): Rule(roles(RUN)),
     ("GET", "/artifacts/{sha256}"): Rule(roles(OPS, AUD, VIEW, RUN)),
     ("GET", "/jobs/{job_id}/model"): Rule(roles(OPS, AUD, VIEW, RUN), job_param="job_id"),
+    # the dashboard (api/web): pages and their live fragments for people, forms for operators
+    ("GET", "/"): PUBLIC,
+    ("GET", "/ui/static/{name}"): PUBLIC,
+    ("GET", "/ui/login"): PUBLIC,
+    ("POST", "/ui/login"): PUBLIC,
+    ("POST", "/ui/logout"): PUBLIC,
+    ("GET", "/ui"): Rule(BOARD, page=True),
+    ("GET", "/ui/fleet"): Rule(BOARD, page=True),
+    ("GET", "/ui/jobs/{job_id}"): Rule(BOARD, page=True),
+    ("GET", "/ui/jobs/{job_id}/audit"): Rule(roles(AUD), page=True),
+    ("GET", "/ui/live/board"): Rule(BOARD),
+    ("GET", "/ui/live/fleet"): Rule(BOARD),
+    ("GET", "/ui/live/jobs/{job_id}"): Rule(BOARD),
+    ("POST", "/ui/jobs"): Rule(roles(OPS)),
+    ("POST", "/ui/jobs/{job_id}/cancel"): Rule(roles(OPS)),
 }
 
 

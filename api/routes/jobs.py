@@ -101,6 +101,18 @@ async def join_job(
     return await execute(jobs, projections, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
 
 
+@router.post("/{job_id}/rounds/started", response_model=CommandAccepted, summary="A round began (sampled clients)")
+async def start_round(
+    job_id: JobId,
+    body: c.StartRound,
+    jobs: JobsDep,
+    projections: ProjectionsDep,
+    ctx: ContextDep,
+    key: IdempotencyKey = None,
+) -> Json:
+    return await execute(jobs, projections, job_id, body, ctx, key, None)
+
+
 @router.post("/{job_id}/rounds", response_model=CommandAccepted, summary="Record a round's results")
 async def record_round(
     job_id: JobId,

@@ -12,6 +12,7 @@ import typer
 from domain.events import JobConfig, Partitioning, Runtime, Strategy
 from flp.cli.admin import register as register_admin_commands
 from flp.cli.api_client import FlpClient
+from flp.cli.fleet import register as register_fleet_commands
 from flp.cli.kafka import register as register_kafka_commands
 from flp.cli.output import console, err_console, history_table, job_board_table, print_json
 from flp.cli.support import JsonOpt, run, with_client
@@ -26,6 +27,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(projections_app, name="projections")
 register_admin_commands(app, job_app)  # users, token, audit, job as-of/diff (flp/cli/admin.py)
 register_kafka_commands(app, events_app)  # events consume, project, relay, schema export (flp/cli_kafka.py)
+register_fleet_commands(app)  # nodes add/remove/list, pki init (flp/cli/fleet.py)
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

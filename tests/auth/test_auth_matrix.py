@@ -27,7 +27,13 @@ JOB = "jm"
 CLIENT = "cm"
 SHA = "0" * 64
 PARAMS = {"job_id": JOB, "client_id": CLIENT, "sha256": SHA, "name": "nobody-here"}
-STREAMING = {"/live/jobs", "/live/jobs/{job_id}"}  # SSE: sent with a bad query so they answer 422, not a stream
+STREAMING = {
+    "/live/jobs",
+    "/live/jobs/{job_id}",
+    "/ui/live/board",
+    "/ui/live/fleet",
+    "/ui/live/jobs/{job_id}",
+}  # SSE: sent with a bad query so they answer 422, not a stream
 
 
 # The access matrix, written out independently of api/auth/rules.py (admin may call everything).
@@ -50,6 +56,7 @@ EXPECTED: dict[str, str] = {
     "POST /jobs/{job_id}/cancel": "o",
     "POST /jobs/{job_id}/clients": "o r*",
     "POST /jobs/{job_id}/rounds": "r*",
+    "POST /jobs/{job_id}/rounds/started": "r*",
     "POST /jobs/{job_id}/start": "r*",
     "POST /jobs/{job_id}/complete": "r*",
     "POST /jobs/{job_id}/fail": "r*",
@@ -71,11 +78,30 @@ EXPECTED: dict[str, str] = {
     "POST /clients/{client_id}/leave": "o",
     "GET /clients": "o u v",
     "GET /clients/{client_id}": "o u v",
+    "POST /fleet/nodes": "o",
+    "DELETE /fleet/nodes/{name}": "o",
+    "GET /fleet/nodes": "o",
+    "GET /fleet/nodes/{name}": "o",
     "GET /events": "i u",
     "GET /live/jobs": "o u v",
     "GET /live/jobs/{job_id}": "o u v",
     "PUT /artifacts/{sha256}": "r",
     "GET /artifacts/{sha256}": "o u v r",
+    # the dashboard (api/web)
+    "GET /": "public",
+    "GET /ui/static/{name}": "public",
+    "GET /ui/login": "public",
+    "POST /ui/login": "public",
+    "POST /ui/logout": "public",
+    "GET /ui": "o u v",
+    "GET /ui/fleet": "o u v",
+    "GET /ui/jobs/{job_id}": "o u v",
+    "GET /ui/jobs/{job_id}/audit": "u",
+    "GET /ui/live/board": "o u v",
+    "GET /ui/live/fleet": "o u v",
+    "GET /ui/live/jobs/{job_id}": "o u v",
+    "POST /ui/jobs": "o",
+    "POST /ui/jobs/{job_id}/cancel": "o",
 }
 LETTER = {"o": Role.OPERATOR, "u": Role.AUDITOR, "v": Role.VIEWER, "i": Role.INTEGRATOR, "r": Role.RUNTIME}
 

@@ -36,6 +36,19 @@ async def test_one_owner_at_a_time_and_takeover_after_expiry(lease_stores: tuple
     assert await a.acquire("projections", "a", TTL) is None
 
 
+async def test_a_late_renewal_keeps_a_lease_nobody_took(lease_stores: tuple[LeaseFactory, Clock]) -> None:
+    """Expiry lets another replica take over; it does not take the service from a lone owner
+    whose renewal came late (a stalled event loop on a busy machine): same token, nothing fenced."""
+    make, clock = lease_stores
+    a, b = await make(), await make()
+    lease = await a.acquire("runtime", "a", TTL)
+    assert lease is not None
+    clock.now += TTL * 3
+    late = await a.renew(lease, TTL)
+    assert late is not None and late.token == lease.token
+    assert await b.acquire("runtime", "b", TTL) is None  # held again
+
+
 async def test_renew_extends_and_release_hands_over_at_once(lease_stores: tuple[LeaseFactory, Clock]) -> None:
     make, clock = lease_stores
     a, b = await make(), await make()

@@ -150,3 +150,30 @@ def test_failures_without_a_valid_round_are_refused() -> None:
         tj.decide(c.FailJob(reason="x", failures=[failure]), started())
     with pytest.raises(DomainError, match="not a next round"):
         tj.decide(c.FailJob(reason="x", round=5, failures=[failure]), started())
+
+
+def test_a_round_start_records_first_participation_then_round_started() -> None:
+    state = run(c.StartJob(job_id="j1", config=CONFIG), c.JoinJob(client_id="a"))
+    events = tj.decide(c.StartRound(round=1, client_ids=["a", "b", "c"]), state)
+    assert [(ev.type, getattr(ev, "client_id", None)) for ev in events] == [
+        ("ClientJoined", "b"),
+        ("ClientJoined", "c"),
+        ("RoundStarted", None),
+    ]
+    assert isinstance(events[-1], e.RoundStarted) and events[-1].sampled == ["a", "b", "c"]
+    state = tj.fold(events, state)
+    assert state.started_round == 1 and state.clients == ("a", "b", "c")
+    assert tj.decide(c.StartRound(round=1, client_ids=["a", "b", "c"]), state) == [], "a retried report is a no-op"
+    reported = tj.decide(result(1, "a", "b"), state)
+    assert "ClientJoined" not in [ev.type for ev in reported], "they joined when the round began"
+
+
+def test_a_round_cannot_start_out_of_order_or_past_the_last() -> None:
+    with pytest.raises(DomainError, match="cannot start"):
+        tj.decide(c.StartRound(round=2, client_ids=["a"]), started())
+    done = run(c.StartJob(job_id="j1", config=CONFIG), result(1), result(2))
+    assert tj.decide(c.StartRound(round=2, client_ids=["a"]), done) == [], "already recorded"
+    with pytest.raises(DomainError, match="exceeds"):
+        tj.decide(c.StartRound(round=3, client_ids=["a"]), done)
+    with pytest.raises(DomainError, match="more than once"):
+        tj.decide(c.StartRound(round=1, client_ids=["a", "a"]), started())

@@ -68,7 +68,7 @@ class Platform:
 
 @asynccontextmanager
 async def serve_platform(
-    data_dir: Path, mode: str, supernodes: int = 2, superlink: str | None = None
+    data_dir: Path, mode: str, supernodes: int = 2, superlink: str | None = None, **more: Any
 ) -> AsyncIterator[Platform]:
     settings = Settings(
         data_dir=data_dir,
@@ -77,6 +77,7 @@ async def serve_platform(
         flower_superlink=superlink,
         flower_reply_timeout_s=60.0,
         api_port=0,
+        **more,
     )
     async with running_server(settings, port=free_port()) as server:
         headers = admin_headers(server.container.settings)  # the generated admin's token

@@ -41,16 +41,21 @@ async def test_simulation_job_end_to_end(sim_platform: Platform) -> None:
     assert [e["type"] for e in events] == [
         "JobCreated",
         "JobStarted",
+        "ClientJoined",  # when round 1 sampled them: their first participation
         "ClientJoined",
-        "ClientJoined",
+        "RoundStarted",
         "ClientUpdateReceived",
         "ClientUpdateReceived",
         "RoundCompleted",
+        "RoundStarted",
         "ClientUpdateReceived",
         "ClientUpdateReceived",
         "RoundCompleted",
         "JobCompleted",
     ], detail
+    starts = [e["data"] for e in events if e["type"] == "RoundStarted"]
+    joined = [e["data"]["client_id"] for e in events if e["type"] == "ClientJoined"]
+    assert [s["round"] for s in starts] == [1, 2] and all(sorted(s["sampled"]) == sorted(joined) for s in starts)
     started = events[1]
     assert started["metadata"]["actor"] == "flower-supervisor"
     rounds = [e["data"] for e in events if e["type"] == "RoundCompleted"]

@@ -8,71 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from config.ports import free_port
 from config.settings import Settings
 from tests.auth.helpers import admin_headers
 from tests.live_server import rebuilt_and_live
+from tests.serve_process import FLP, ServeProcess
 
-FLP = [str(Path(sys.executable).with_name("flp"))]
 CLIENTS = 8
 JOBS_PER_CLIENT = 6
 KILLS = 3
-
-
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "FLP_DATA_DIR": str(data_dir),
-            "FLP_API_PORT": str(self.port),
-            "FLP_FLOWER_MODE": "off",
-            "FLP_RATE_LIMIT_PER_MINUTE": "0",
-        }
-        self.log = data_dir.parent / "serve.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.up = asyncio.Event()
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(*FLP, "serve", env=self.env, stdout=log, stderr=log)
-        async with httpx.AsyncClient(base_url=self.url) as probe:
-            for _ in range(600):
-                try:
-                    if (await probe.get("/health")).status_code == 200:
-                        self.up.set()
-                        return
-                except httpx.TransportError:
-                    pass
-                assert self.proc.returncode is None, self.log.read_text()[-3000:]
-                await asyncio.sleep(0.05)
-        raise TimeoutError("flp serve did not come up")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.up.clear()
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        assert self.proc is not None
-        self.up.clear()
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.proc.wait(), 30)
 
 
 def plan(client: int) -> list[tuple[str, dict[str, Any], str]]:
@@ -88,7 +40,7 @@ def plan(client: int) -> list[tuple[str, dict[str, Any], str]]:
     return [(path, body, f"{client}-{i}") for i, (path, body, _) in enumerate(steps)]
 
 
-async def run_client(server: Server, headers: dict[str, str], client: int, acked: dict[str, list[Any]]) -> None:
+async def run_client(server: ServeProcess, headers: dict[str, str], client: int, acked: dict[str, list[Any]]) -> None:
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as http:
         for path, body, key in plan(client):
             while True:
@@ -105,7 +57,7 @@ async def run_client(server: Server, headers: dict[str, str], client: int, acked
 
 async def test_sigkill_under_load_loses_nothing_and_needs_no_repair(tmp_path: Path) -> None:
     data_dir = tmp_path / "flp"
-    server = Server(data_dir)
+    server = ServeProcess(data_dir)
     await server.start()
     headers = admin_headers(Settings(data_dir=data_dir))
     acked: dict[str, list[Any]] = {}

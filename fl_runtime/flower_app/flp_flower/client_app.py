@@ -69,3 +69,13 @@ def evaluate_local(msg: Message, context: Context) -> Message:
         {"eval_loss": loss, "eval_acc": accuracy, "num-examples": len(eval_set.y), PARTITION_KEY: pid}
     )
     return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+@app.query()
+def warm_up(msg: Message, context: Context) -> Message:
+    """The ServerApp's warm-up before round 1: load this node's partition (and with it torch and
+    the dataset), so the first round's reply timeout measures training, not start-up."""
+    settings = RunSettings.from_context(context)
+    pid, n = partition_of(context)
+    client_data(pid, n, settings.partitioning, settings.dirichlet_alpha, settings.seed)
+    return Message(content=RecordDict({"metrics": MetricRecord({PARTITION_KEY: pid})}), reply_to=msg)

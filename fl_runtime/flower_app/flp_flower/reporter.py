@@ -98,6 +98,14 @@ class PlatformReporter:
             headers={"Idempotency-Key": f"job-{self.job_id}-fail"},
         )
 
+    def round_started(self, round_no: int, client_ids: list[str]) -> None:
+        self._send(
+            "POST",
+            f"/jobs/{self.job_id}/rounds/started",
+            json={"round": round_no, "client_ids": client_ids},
+            headers={"Idempotency-Key": f"job-{self.job_id}-round-{round_no}-started"},
+        )
+
     def post_round(self, round_no: int, body: dict[str, Any]) -> None:
         self._send(
             "POST",

@@ -73,6 +73,8 @@ def main(grid: Grid, context: Context) -> None:
         if settings.platform_url and settings.job_id
         else None
     )
+    if reporter is not None:
+        strategy.on_round_start = reporter.round_started  # RoundStarted (and ClientJoined) as a round begins
     try:
         initial = new_model(settings.seed).state_dict()
         initial_blob = state_bytes(initial)

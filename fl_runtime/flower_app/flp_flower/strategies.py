@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -20,12 +20,13 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from flp_flower.contributions import norm_and_cosine, strategy_state_blob, update_blob
-from flp_flower.round_log import ClientUpdate, RoundLog, error_name
+from flp_flower.round_log import ClientUpdate, RoundLog, client_id, error_name
 from flp_flower.settings import RunSettings
 
 PARTITION_KEY = "partition-id"
 WEIGHT_KEY = "num-examples"
 MIN_NODE_WAIT_S = 60.0  # nodes may take a while to connect (simulation: Ray start-up)
+WARM_UP_TIMEOUT_S = 120.0  # for every node's first message: its ClientApp loading (Ray actors, torch)
 NODE_POLL_S = 0.5
 
 
@@ -83,11 +84,22 @@ def wait_for_nodes(grid: Grid, needed: int, timeout_s: float) -> None:
         ) from None
 
 
+def warm_up(grid: Grid, timeout_s: float) -> None:
+    """One `query` message to every connected node before round 1, with a start-up sized timeout.
+    A node's first message waits for its ClientApp to load (on the simulation engine, for Ray to
+    start its actors); on a busy machine that alone can exceed the job's reply timeout and fail a
+    round in which no client was slow at training. Nodes that do not answer are sampled anyway."""
+    messages = [Message(content=RecordDict(), dst_node_id=node, message_type="query") for node in grid.get_node_ids()]
+    if messages:
+        list(grid.send_and_receive(messages, timeout=timeout_s))
+
+
 class RecordingFedAvg(FedAvg):
     """FedAvg plus a per-round `RoundLog` of what happened (see module docstring)."""
 
     settings: RunSettings
     current: RoundLog | None = None
+    on_round_start: Callable[[int, list[str]], None] | None = None  # (round, sampled client ids)
 
     def attach(self, settings: RunSettings) -> None:
         self.settings = settings
@@ -96,9 +108,13 @@ class RecordingFedAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         wait_for_nodes(grid, self.min_available_nodes, max(self.settings.reply_timeout, MIN_NODE_WAIT_S))
+        if server_round == 1:
+            warm_up(grid, max(self.settings.reply_timeout, WARM_UP_TIMEOUT_S))
         self.current = RoundLog(round=server_round, started=time.monotonic(), start=arrays)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.current.sampled = [m.metadata.dst_node_id for m in messages]
+        if self.on_round_start is not None:
+            self.on_round_start(server_round, [client_id(n) for n in self.current.sampled])
         return messages
 
     def aggregate_train(
