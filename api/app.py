@@ -12,7 +12,7 @@ from api.auth.hardening import install_hardening
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
-from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live
+from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live, proof
 from api.web import routes as web
 from telemetry import tracing
 
@@ -55,6 +55,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         health.router,
         auth.router,
         audit.router,
+        proof.router,
     ):
         app.include_router(router)
     web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form

@@ -93,6 +93,11 @@ class ClientUpdate(BaseModel):
     client_id: str
     num_examples: int
     metrics: dict[str, float]
+    # the contribution ledger's figures (None for updates recorded before they were)
+    update_sha256: str | None = None
+    weight: float | None = None
+    update_norm: float | None = None
+    cosine_to_aggregate: float | None = None
 
 
 class ClientFailureOut(BaseModel):

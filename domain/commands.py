@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from domain.events import JobConfig
+from domain.provenance import JobProvenance
 from domain.values import Count, EntityId, FiniteFloat, Metrics, PositiveInt, Sha256Hex, Text, Valued
 
 MAX_CLIENTS_PER_ROUND = 10_000
@@ -24,6 +25,7 @@ class MarkJobStarted(Command):
     """The runtime submitted the job's Flower run."""
 
     run_id: Text = Field(min_length=1, max_length=200)
+    provenance: JobProvenance | None = None
 
 
 class JoinJob(Command):
@@ -36,6 +38,10 @@ class ClientResult(Valued):
     client_id: EntityId
     num_examples: Count
     metrics: Metrics = Field(default_factory=dict)
+    update_sha256: Sha256Hex | None = None
+    weight: FiniteFloat | None = Field(default=None, ge=0, le=1, description="aggregation weight the strategy used")
+    update_norm: FiniteFloat | None = Field(default=None, ge=0, description="L2 norm of update - round start")
+    cosine_to_aggregate: FiniteFloat | None = Field(default=None, ge=-1.0000001, le=1.0000001)
 
 
 class ClientFailure(Valued):
@@ -63,6 +69,7 @@ class RecordRoundResult(Command):
     central_metrics: Metrics = Field(default_factory=dict)
     duration_s: FiniteFloat = Field(default=0.0, ge=0)
     model_sha256: Sha256Hex | None = None
+    strategy_state_sha256: Sha256Hex | None = None
 
 
 class CompleteJob(Command):

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
+from domain.provenance import JobProvenance
+
 Metrics = dict[str, FiniteFloat]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 Strategy = Literal["fedavg", "fedprox", "fedadam"]
@@ -66,8 +68,14 @@ class JobCreated(Event):
 
 
 class JobStarted(Event):
+    """v2: what replay needs (initial model, strategy and its parameters, versions); None for
+    runtimes that record none (external jobs) and for v1 events."""
+
+    schema_version: ClassVar[int] = 2
+
     job_id: str
     run_id: str
+    provenance: JobProvenance | None = None
 
 
 class ClientJoined(Event):
@@ -84,11 +92,21 @@ class RoundStarted(Event):
 
 
 class ClientUpdateReceived(Event):
+    """v2: the update's artifact (`update_sha256`), the aggregation weight the strategy gave it,
+    its L2 norm (update minus the round's starting model) and its cosine similarity to the
+    aggregate update. Events of a round are in the strategy's aggregation order."""
+
+    schema_version: ClassVar[int] = 2
+
     job_id: str
     round: int
     client_id: str
     num_examples: int
     metrics: Metrics = Field(default_factory=dict)
+    update_sha256: str | None = None
+    weight: float | None = None
+    update_norm: float | None = None
+    cosine_to_aggregate: float | None = None
 
 
 class ClientFailed(Event):
@@ -100,6 +118,11 @@ class ClientFailed(Event):
 
 
 class RoundCompleted(Event):
+    """v2: `strategy_state_sha256`, the artifact of the strategy's state after the round (FedAdam's
+    moments), for strategies that keep one."""
+
+    schema_version: ClassVar[int] = 2
+
     job_id: str
     round: int
     sampled: int
@@ -110,6 +133,7 @@ class RoundCompleted(Event):
     central_metrics: Metrics = Field(default_factory=dict)
     duration_s: float = 0.0
     model_sha256: str | None = None
+    strategy_state_sha256: str | None = None
 
 
 class JobCompleted(Event):

@@ -71,13 +71,13 @@ def decide(command: c.JobCommand, state: JobState) -> list[e.Event]:
             if state.exists:
                 raise DomainError(f"job {job_id} already exists")
             return [e.JobCreated(job_id=job_id, config=config)]
-        case c.MarkJobStarted(run_id=run_id):
+        case c.MarkJobStarted(run_id=run_id, provenance=provenance):
             _require_active(state)
             if state.status == "running":
                 if state.run_id == run_id:
                     return []
                 raise DomainError(f"job already runs as Flower run {state.run_id}")
-            return [e.JobStarted(job_id=_job_id(state), run_id=run_id)]
+            return [e.JobStarted(job_id=_job_id(state), run_id=run_id, provenance=provenance)]
         case c.JoinJob(client_id=client_id):
             _require_active(state)
             if client_id in state.clients:
@@ -146,7 +146,15 @@ def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
     ]
     out += [
         e.ClientUpdateReceived(
-            job_id=job_id, round=cmd.round, client_id=r.client_id, num_examples=r.num_examples, metrics=r.metrics
+            job_id=job_id,
+            round=cmd.round,
+            client_id=r.client_id,
+            num_examples=r.num_examples,
+            metrics=r.metrics,
+            update_sha256=r.update_sha256,
+            weight=r.weight,
+            update_norm=r.update_norm,
+            cosine_to_aggregate=r.cosine_to_aggregate,
         )
         for r in cmd.results
     ]
@@ -166,6 +174,7 @@ def _record_round(cmd: c.RecordRoundResult, state: JobState) -> list[e.Event]:
             central_metrics=cmd.central_metrics,
             duration_s=cmd.duration_s,
             model_sha256=cmd.model_sha256,
+            strategy_state_sha256=cmd.strategy_state_sha256,
         )
     )
     return out

@@ -31,6 +31,10 @@ class UnsupportedHyperparameter(ValueError):
 def _coerce(key: str, value: Scalar, default: Scalar) -> Scalar:
     try:
         if isinstance(default, bool):
+            if isinstance(value, str):  # "false" from a command line is False, not a non-empty string
+                if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.strip().lower() in ("true", "1", "yes")
             return bool(value)
         if isinstance(default, int):
             return int(value)

@@ -40,9 +40,11 @@ from domain import commands as c
 from domain import events as e
 from domain.commands import JobCommand
 from domain.errors import DomainError
+from domain.provenance import JobProvenance
 from domain.training_job import INITIAL, JobState, evolve
 from fl_runtime.control import RunControl, RunInfo
 from fl_runtime.engine import FlowerEngine
+from fl_runtime.provenance import job_provenance
 from fl_runtime.run_config import UnsupportedHyperparameter, run_config_for
 from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
@@ -312,14 +314,17 @@ class JobSupervisor:
                 runs = await asyncio.to_thread(self.control.list_runs)
             existing = sorted((r for r in runs.values() if r.job_id == job_id), key=lambda r: r.finished)
             failure: str | None = None
+            provenance: JobProvenance | None = None
             if existing:
                 run_id = existing[0].run_id
                 log.info("job %s: adopting Flower run %s", job_id, run_id)
+                provenance = await self._provenance(job_id, config)
             elif not self.ownership.held(SUBMIT_MARGIN_S):
                 # A run cannot be fenced once submitted: submit only with time left on the lease.
                 raise FencedOut(f"the runtime lease is lapsing; job {job_id} is left to the next owner")
             else:
                 try:
+                    provenance = await self._provenance(job_id, config)
                     run_id = await self._start_run(job_id, config)
                     log.info("job %s: submitted Flower run %s", job_id, run_id)
                 except UnsupportedHyperparameter as exc:
@@ -329,12 +334,23 @@ class JobSupervisor:
                     failure = f"submitting the Flower run failed: {exc}"
             if failure is not None:
                 await self._execute(job_id, c.FailJob(reason=failure), causation)
-            elif not await self._execute(job_id, c.MarkJobStarted(run_id=run_id), causation):
+            elif not await self._execute(job_id, c.MarkJobStarted(run_id=run_id, provenance=provenance), causation):
                 _, current = await self.jobs.load(job_id)  # tracked or not: the feed may have forgotten it
                 if current.is_terminal:  # cancelled (or ended) while we submitted
                     await self._stop_run(run_id)
             await self._refresh(job_id)
             self._settle(job_id)
+
+    async def _provenance(self, job_id: str, config: e.JobConfig) -> JobProvenance | None:
+        """What JobStarted records for replay; None (and a log line) when it cannot be computed."""
+        try:
+            run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s)
+            return await asyncio.to_thread(job_provenance, run_config)
+        except UnsupportedHyperparameter:
+            raise
+        except Exception:
+            log.exception("job %s: could not compute its provenance; replay will not be possible", job_id)
+            return None
 
     async def _start_run(self, job_id: str, config: e.JobConfig) -> str:
         """Submit the job's Flower run in a `flower.run.start` span (in the job's trace); the
@@ -345,6 +361,8 @@ class JobSupervisor:
         ) as span:
             token = self.token_for(job_id) if self.token_for else None
             traceparent = tracing.current_traceparent()
+            # The ServerApp builds the same initial model and uploads it: replay fails if the
+            # recorded initial model's artifact is missing or the first round does not match.
             run_config = run_config_for(job_id, config, self.public_url, self.reply_timeout_s, token, traceparent)
             simulation = self.engine.simulation_config(config.num_clients)
             run_id = await asyncio.to_thread(self.control.start_run, run_config, simulation)

@@ -26,6 +26,7 @@ from audit.trail import AuditTrail
 from commands.handlers import CLIENT, FLEET, TRAINING_JOB, CommandHandler
 from config.secrets import seal_key
 from config.settings import Settings
+from config.signing import signing_key
 from domain.client import ClientState
 from domain.commands import ClientCommand, JobCommand
 from domain.fleet import FleetCommand, FleetState
@@ -281,7 +282,7 @@ async def build_container(settings: Settings | None = None, *, with_runtime: boo
         projections=runner,
         live=live,
         auth=auth,
-        audit=AuditTrail(stores.events, stores.seals, key),
+        audit=AuditTrail(stores.events, stores.seals, key, signing_key(settings)),
         artifacts=stores.artifacts,
         leases=stores.leases,
         replica=settings.replica_id or replica_id(),

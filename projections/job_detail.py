@@ -6,6 +6,7 @@ from typing import Any
 
 from domain import events as e
 from persistence.records import RecordedEvent
+from projections.contributions import contribution_fields
 from projections.ports import Doc
 
 TIMELINE = 100  # newest events kept in the document; the whole history is GET /jobs/{id}/events
@@ -51,6 +52,7 @@ class JobDetail:
                 entry = _round(doc, event.round)
                 entry["client_updates"].append(
                     {"client_id": event.client_id, "num_examples": event.num_examples, "metrics": event.metrics}
+                    | contribution_fields(event)
                 )
             case e.ClientFailed():
                 entry = _round(doc, event.round)

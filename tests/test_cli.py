@@ -45,7 +45,7 @@ def test_job_commands_round_trip(tmp_path: Path) -> None:
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout) == {
         "position": 2,
-        "documents": {"job_board": 1, "job_detail": 1, "client_fleet": 0},
+        "documents": {"job_board": 1, "job_detail": 1, "client_fleet": 0, "contributions": 1},
     }
 
 

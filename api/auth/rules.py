@@ -69,6 +69,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/jobs/{job_id}/audit"): Rule(roles(AUD)),
     ("GET", "/jobs/{job_id}/audit/verify"): Rule(roles(AUD)),
     ("GET", "/audit/verify"): Rule(roles(AUD)),
+    ("GET", "/jobs/{job_id}/replay"): Rule(roles(AUD)),
+    ("GET", "/jobs/{job_id}/contributions"): Rule(roles(OPS, AUD, VIEW)),
+    ("GET", "/jobs/{job_id}/lineage"): Rule(roles(OPS, AUD)),
+    ("GET", "/audit/public-key"): PUBLIC,  # a public key: anyone may check a bundle
     # fleet
     ("POST", "/clients"): Rule(roles(OPS)),
     ("POST", "/clients/{client_id}/leave"): Rule(roles(OPS)),

@@ -13,6 +13,7 @@ import typer
 from config.settings import Settings
 from flp.cli.api_client import ApiError, FlpClient
 from flp.cli.output import console, err_console, print_json
+from flp.cli.proof import register as register_proof
 from flp.cli.support import JsonOpt
 from flp.cli.support import load_settings as _settings
 from flp.cli.support import with_client as _with_client
@@ -193,17 +194,38 @@ def audit_verify_bundle(
     seal_key_file: Annotated[
         Path | None, typer.Option(help="also check the seals and the bundle HMAC with this key")
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="the platform's public key (PEM, hex or GET /audit/public-key's JSON): check the signature"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle offline (no platform needed). Exit 1 when it does not verify."""
     from audit.bundles import verify_bundle
+    from audit.signing import parse_public_key, verify_signed_bundle
 
     try:
         lines = file.read_text().splitlines()
         key = seal_key_file.read_bytes().strip() if seal_key_file else None
-    except OSError as exc:
+        public = parse_public_key(public_key.read_text()) if public_key else None
+    except (OSError, ValueError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if public is not None:
+        signed = verify_signed_bundle(lines, public, key)
+        if as_json:
+            print_json(signed.to_dict())
+        elif signed.ok:
+            console.print(
+                f"[green]OK[/green] bundle of job {signed.job_id}: {signed.events} events; Merkle root"
+                f" {str(signed.merkle_root)[:16]}… signed by key {signed.key_id} (Ed25519)"
+            )
+        else:
+            for problem in signed.problems:
+                err_console.print(f"[red]BROKEN[/red] {problem}")
+        if not signed.ok:
+            raise typer.Exit(1)
+        return
     report = verify_bundle(lines, key)
     if as_json:
         print_json(report.to_dict())
@@ -294,5 +316,6 @@ def register(app: typer.Typer, job_app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
+    register_proof(audit_app)  # audit replay, ... (flp/cli/proof.py)
     job_app.command("as-of")(job_as_of)
     job_app.command("diff")(job_diff)

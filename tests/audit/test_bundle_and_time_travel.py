@@ -44,7 +44,9 @@ async def bundle(api: httpx.AsyncClient, settings: Settings, job: str = "J") -> 
     r = await api.get(f"/jobs/{job}/audit", headers=role_headers(settings, Role.AUDITOR, subject="svc:auditor"))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/x-ndjson")
-    return r.text.splitlines()
+    lines = r.text.splitlines()
+    assert json.loads(lines[-1])["kind"] == "signature"  # checked in tests/proof/test_signed_bundles.py
+    return lines[:-1]
 
 
 def redigest(lines: list[str]) -> list[str]:

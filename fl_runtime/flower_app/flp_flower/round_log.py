@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flwr.app import ArrayRecord
 from flwr.common.constant import ErrorCode
 
 ERROR_NAMES: dict[int, str] = {
@@ -22,11 +23,35 @@ def error_name(code: int) -> str:
 
 
 @dataclass
+class ClientUpdate:
+    """One client's reply as the strategy aggregated it."""
+
+    num_examples: int
+    metrics: dict[str, float]
+    update_sha256: str | None = None
+    update: bytes | None = None  # the artifact's bytes (uploaded before the round is reported)
+    weight: float | None = None
+    update_norm: float | None = None
+    cosine_to_aggregate: float | None = None
+
+    def to_result(self, client: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"client_id": client, "num_examples": self.num_examples, "metrics": self.metrics}
+        for key in ("update_sha256", "weight", "update_norm", "cosine_to_aggregate"):
+            if (value := getattr(self, key)) is not None:
+                body[key] = value
+        return body
+
+
+@dataclass
 class RoundLog:
     round: int
     started: float
     sampled: list[int] = field(default_factory=list)
-    results: dict[int, tuple[int, dict[str, float]]] = field(default_factory=dict)
+    # in the strategy's aggregation order (partition order): replay aggregates in this order
+    results: dict[int, ClientUpdate] = field(default_factory=dict)
+    start: ArrayRecord | None = None  # the global model the round started from
+    state_sha256: str | None = None  # the strategy's state after the round (FedAdam's moments)
+    state: bytes | None = None
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     train_metrics: dict[str, float] = field(default_factory=dict)
     evaluate_metrics: dict[str, float] = field(default_factory=dict)
@@ -52,14 +77,11 @@ class RoundLog:
         return {
             "round": self.round,
             "sampled": len(self.sampled),
-            "results": [
-                {"client_id": client_id(n), "num_examples": num, "metrics": metrics}
-                for n, (num, metrics) in sorted(self.results.items())
-            ],
+            "results": [update.to_result(client_id(n)) for n, update in self.results.items()],
             "failures": self.failure_records(),
             "train_metrics": self.train_metrics,
             "evaluate_metrics": self.evaluate_metrics,
             "central_metrics": self.central_metrics,
             "duration_s": round(max(duration_s, 0.0), 6),
             "model_sha256": model_sha256,
-        }
+        } | ({"strategy_state_sha256": self.state_sha256} if self.state_sha256 else {})

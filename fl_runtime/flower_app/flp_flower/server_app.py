@@ -45,6 +45,12 @@ class RoundPublisher:
         sha = sha256_hex(blob)
         body = round_log.to_command(time.monotonic() - round_log.started, sha)
         if self.reporter is not None:
+            if self.settings.keep_client_updates:  # the updates first: no event references a missing artifact
+                for update in round_log.results.values():
+                    if update.update_sha256 is not None and update.update is not None:
+                        self.reporter.put_artifact(update.update_sha256, update.update)
+            if round_log.state_sha256 is not None and round_log.state is not None:
+                self.reporter.put_artifact(round_log.state_sha256, round_log.state)
             self.reporter.put_artifact(sha, blob)
             self.reporter.post_round(server_round, body)
         log.info("round %s reported: %s", server_round, round_log.central_metrics)
@@ -70,9 +76,14 @@ def main(grid: Grid, context: Context) -> None:
     if reporter is not None:
         strategy.on_round_start = reporter.round_started  # RoundStarted (and ClientJoined) as a round begins
     try:
+        initial = new_model(settings.seed).state_dict()
+        initial_blob = state_bytes(initial)
+        initial_sha = sha256_hex(initial_blob)
+        if reporter is not None:
+            reporter.put_artifact(initial_sha, initial_blob)  # JobStarted references it
         strategy.start(
             grid=grid,
-            initial_arrays=ArrayRecord(new_model(settings.seed).state_dict()),
+            initial_arrays=ArrayRecord(initial),
             num_rounds=settings.rounds,
             timeout=settings.reply_timeout,
             train_config=ConfigRecord({"lr": settings.lr}),

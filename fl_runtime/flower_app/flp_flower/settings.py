@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import Context
 
@@ -30,10 +32,14 @@ class RunSettings:
     stall_partitions: frozenset[int] = frozenset()
     stall_seconds: float = 30.0
     traceparent: str = ""  # the platform's flower.run.start span: reports continue the job's trace
+    keep_client_updates: bool = True  # upload every client update as an artifact (else hashes only)
 
     @classmethod
     def from_context(cls, context: Context) -> RunSettings:
-        c = context.run_config
+        return cls.from_run_config(context.run_config)
+
+    @classmethod
+    def from_run_config(cls, c: Mapping[str, Any]) -> RunSettings:
         fail = str(c.get("fail-partitions", ""))
         stall = str(c.get("stall-partitions", ""))
         return cls(
@@ -58,6 +64,7 @@ class RunSettings:
             fail_partitions=_partitions(fail),
             stall_partitions=_partitions(stall),
             stall_seconds=float(c.get("stall-seconds", 30.0)),
+            keep_client_updates=bool(c.get("keep-client-updates", True)),
         )
 
 

@@ -7,17 +7,20 @@ aggregated in partition order, so the same seed gives bit-identical models and m
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
+from flwr.serverapp import strategy as flwr_strategy
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from flp_flower.round_log import RoundLog, client_id, error_name
+from flp_flower.contributions import norm_and_cosine, strategy_state_blob, update_blob
+from flp_flower.round_log import ClientUpdate, RoundLog, client_id, error_name
 from flp_flower.settings import RunSettings
 
 PARTITION_KEY = "partition-id"
@@ -107,7 +110,7 @@ class RecordingFedAvg(FedAvg):
         wait_for_nodes(grid, self.min_available_nodes, max(self.settings.reply_timeout, MIN_NODE_WAIT_S))
         if server_round == 1:
             warm_up(grid, max(self.settings.reply_timeout, WARM_UP_TIMEOUT_S))
-        self.current = RoundLog(round=server_round, started=time.monotonic())
+        self.current = RoundLog(round=server_round, started=time.monotonic(), start=arrays)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.current.sampled = [m.metadata.dst_node_id for m in messages]
         if self.on_round_start is not None:
@@ -126,7 +129,13 @@ class RecordingFedAvg(FedAvg):
                 log.failures[node] = (error_name(msg.error.code), msg.error.reason)
             else:
                 reply_metrics = _metrics_of(msg)
-                log.results[node] = (int(reply_metrics.get(WEIGHT_KEY, 0)), _scalars(reply_metrics))
+                blob = update_blob(next(iter(msg.content.array_records.values())))
+                log.results[node] = ClientUpdate(
+                    int(reply_metrics.get(WEIGHT_KEY, 0)),
+                    _scalars(reply_metrics),
+                    update_sha256=blob.sha256,
+                    update=blob.data,
+                )
         log.mark_silent({m.metadata.src_node_id for m in ordered}, self.settings.reply_timeout)
         if len(log.results) < self.settings.min_clients:
             reason = (
@@ -137,7 +146,25 @@ class RecordingFedAvg(FedAvg):
             raise NotEnoughClients(reason, server_round, log.failure_records())
         arrays, metrics = super().aggregate_train(server_round, ordered)
         log.train_metrics = _scalar_record(metrics)
+        self._record_contributions(ordered, arrays)
+        if (state := strategy_state_blob(self)) is not None:
+            log.state_sha256, log.state = state.sha256, state.data
         return arrays, metrics
+
+    def _record_contributions(self, ordered: list[Message], aggregate: ArrayRecord | None) -> None:
+        """Each reply's weight as Flower's aggregation computes it (n_i / sum n, in this order),
+        its update norm and its cosine to the aggregate update."""
+        log = self.current
+        assert log is not None
+        total = sum(u.num_examples for u in log.results.values())
+        for msg in ordered:
+            update = log.results.get(msg.metadata.src_node_id)
+            if update is None or msg.has_error():
+                continue
+            update.weight = update.num_examples / total if total else None
+            if aggregate is not None and log.start is not None:
+                arrays = next(iter(msg.content.array_records.values()))
+                update.update_norm, update.cosine_to_aggregate = norm_and_cosine(arrays, log.start, aggregate)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         ordered = sorted(replies, key=_partition)
@@ -147,8 +174,7 @@ class RecordingFedAvg(FedAvg):
             for msg in ordered:
                 node = msg.metadata.src_node_id
                 if not msg.has_error() and node in self.current.results:
-                    num, train_metrics = self.current.results[node]
-                    train_metrics.update(_scalars(_metrics_of(msg)))
+                    self.current.results[node].metrics.update(_scalars(_metrics_of(msg)))
         return metrics
 
 
@@ -160,24 +186,47 @@ class RecordingFedAdam(RecordingFedAvg, FedAdam):
     pass
 
 
-def build_strategy(settings: RunSettings) -> RecordingFedAvg:
-    common: dict[str, Any] = {
+FLOWER_CLASSES: dict[str, tuple[str, type[RecordingFedAvg]]] = {
+    "fedavg": ("FedAvg", RecordingFedAvg),
+    "fedprox": ("FedProx", RecordingFedProx),
+    "fedadam": ("FedAdam", RecordingFedAdam),
+}
+
+
+def strategy_params(settings: RunSettings) -> tuple[str, dict[str, bool | int | float | str]]:
+    """(Flower class name, the scalar constructor parameters): what the strategy is built with
+    and what the platform records in JobStarted for replay."""
+    if settings.strategy not in FLOWER_CLASSES:
+        raise ValueError(f"unknown strategy {settings.strategy!r}")
+    params: dict[str, bool | int | float | str] = {
         "fraction_train": 1.0,
         "fraction_evaluate": 1.0,
         "min_train_nodes": settings.min_clients,
         "min_evaluate_nodes": settings.min_clients,
         "min_available_nodes": settings.num_clients,
-        "train_metrics_aggr_fn": aggregate_without_partition,
-        "evaluate_metrics_aggr_fn": aggregate_without_partition,
+        "weighted_by_key": WEIGHT_KEY,
     }
-    strategy: RecordingFedAvg
-    if settings.strategy == "fedavg":
-        strategy = RecordingFedAvg(**common)
-    elif settings.strategy == "fedprox":
-        strategy = RecordingFedProx(**common, proximal_mu=settings.proximal_mu)
+    if settings.strategy == "fedprox":
+        params["proximal_mu"] = settings.proximal_mu
     elif settings.strategy == "fedadam":
-        strategy = RecordingFedAdam(**common, eta=settings.server_lr, eta_l=settings.lr)
-    else:
-        raise ValueError(f"unknown strategy {settings.strategy!r}")
+        params.update(eta=settings.server_lr, eta_l=settings.lr)
+    flower_class = FLOWER_CLASSES[settings.strategy][0]
+    # and every other scalar default of Flower's constructor (beta_1, tau, ...), so the record is whole
+    for name, parameter in inspect.signature(getattr(flwr_strategy, flower_class).__init__).parameters.items():
+        default = parameter.default
+        if name not in params and isinstance(default, bool | int | float | str) and name != "self":
+            params[name] = default
+    return flower_class, params
+
+
+def build_strategy(settings: RunSettings) -> RecordingFedAvg:
+    _, recorded = strategy_params(settings)
+    params: dict[str, Any] = dict(recorded)
+    cls = FLOWER_CLASSES[settings.strategy][1]
+    strategy = cls(
+        **params,
+        train_metrics_aggr_fn=aggregate_without_partition,
+        evaluate_metrics_aggr_fn=aggregate_without_partition,
+    )
     strategy.attach(settings)
     return strategy
