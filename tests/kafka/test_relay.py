@@ -70,7 +70,7 @@ async def test_scripted_job_arrives_in_order_and_valid(
     for key, versions in per_key.items():
         assert versions == list(range(1, len(versions) + 1)), key
         assert len(partition_of[key]) == 1, key
-    assert {m.value["type"] for m in messages} >= {"flp.JobCreated.v1", "flp.RoundCompleted.v1", "flp.JobCancelled.v1"}
+    assert {m.value["type"] for m in messages} >= {"flp.JobCreated.v1", "flp.RoundCompleted.v2", "flp.JobCancelled.v1"}
     assert any("traceparent" in m.headers for m in messages)
 
 
