@@ -29,9 +29,7 @@ from tests.auth.helpers import admin_headers  # noqa: E402
 # on a 2-core machine only make both slow) and SuperNode fleets without Ray ("supernodes"); every
 # other test is scheduled on its own beside them. By path, in our own scheduler: xdist's
 # `xdist_group` mark rewrites node ids in a way pytest 9 no longer honours.
-RAY_PATHS = ("tests/fl_runtime/", "tests/web/test_dashboard_browser")
-# a second, smaller Ray group that may overlap the first: it keeps the two workers even
-RAY_TOO_PATHS = ("tests/scaleout/", "tests/observability/test_fl_")
+RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/", "tests/observability/test_fl_", "tests/web/test_dashboard_browser")
 SUPERNODE_PATHS = (
     "tests/fl_runtime/test_deployment_engine",
     "tests/fl_runtime/test_remote_engine",
@@ -46,8 +44,6 @@ def flower_group(nodeid: str) -> str | None:
         return "supernodes"
     if path.startswith(RAY_PATHS):
         return "ray"
-    if path.startswith(RAY_TOO_PATHS):
-        return "ray-too"
     return None
 
 
