@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from adapters.mongo_client import ConnectionHolder, MongoCollection, MongoConnection, collection
 
 BUCKET = "artifacts"
 CHUNK_SIZE = 255 * 1024  # the GridFS default
@@ -27,23 +27,16 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DUPLICATE_KEY = 11000
 
 
-class MongoArtifactStore:
+class MongoArtifactStore(ConnectionHolder):
     def __init__(self, connection: MongoConnection, bucket: str = BUCKET) -> None:
-        self._conn = connection
+        super().__init__(connection)
         self.files: MongoCollection = collection(connection.db, f"{bucket}.files")
         self.chunks: MongoCollection = collection(connection.db, f"{bucket}.chunks")
-        self._opened = False
 
     async def open(self) -> MongoArtifactStore:
         await ensure_artifact_indexes(self.files, self.chunks)
-        self._conn.lease()  # taken once open succeeded: close() gives it back
-        self._opened = True
+        self._hold()  # once open succeeded: close() gives the connection back
         return self
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._conn.release()
 
     async def put(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()

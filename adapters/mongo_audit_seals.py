@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from adapters.mongo_client import ConnectionHolder, MongoCollection, MongoConnection, collection
 from persistence.seals import SealRecord
 
 SEALS = "audit_seals"
@@ -19,22 +19,15 @@ def _seal(doc: dict[str, Any]) -> SealRecord:
     return SealRecord(int(doc["_id"]), doc["stream_id"], int(doc["version"]), doc["event_id"], doc["seal"])
 
 
-class MongoSealStore:
+class MongoSealStore(ConnectionHolder):
     def __init__(self, connection: MongoConnection) -> None:
-        self._conn = connection
+        super().__init__(connection)
         self.seals: MongoCollection = collection(connection.db, SEALS)
-        self._opened = False
 
     async def open(self) -> MongoSealStore:
         await self.seals.create_index([("stream_id", 1), ("version", 1)], name="seals_by_stream")
-        self._conn.lease()
-        self._opened = True
+        self._hold()  # once open succeeded: close() gives the connection back
         return self
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._conn.release()
 
     async def put(self, seals: list[SealRecord]) -> None:
         if not seals:

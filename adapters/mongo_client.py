@@ -144,6 +144,24 @@ class MongoConnection:
             await client.close()
 
 
+class ConnectionHolder:
+    """A store on a shared `MongoConnection`: it takes a lease on the connection once its
+    `open()` succeeded (`_hold()`) and gives it back on `close()`; the last one closes the client."""
+
+    def __init__(self, connection: MongoConnection) -> None:
+        self._conn = connection
+        self._opened = False
+
+    def _hold(self) -> None:
+        self._conn.lease()
+        self._opened = True
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            await self._conn.release()
+
+
 async def topology(db: MongoDatabase) -> Mapping[str, Any]:
     """The server's `hello` reply: `setName` = replica set, `msg == "isdbgrid"` = mongos."""
     reply: Mapping[str, Any] = await db.command("hello")

@@ -12,28 +12,21 @@ from collections.abc import Callable
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from adapters.mongo_client import ConnectionHolder, MongoCollection, MongoConnection, collection
 from persistence.ports import Lease
 
 LEASES = "leases"
 
 
-class MongoLeaseStore:
+class MongoLeaseStore(ConnectionHolder):
     def __init__(self, connection: MongoConnection, clock: Callable[[], float] = time.time) -> None:
-        self._conn = connection
+        super().__init__(connection)
         self.leases: MongoCollection = collection(connection.db, LEASES)
         self.clock = clock
-        self._opened = False
 
     async def open(self) -> MongoLeaseStore:
-        self._conn.lease()
-        self._opened = True
+        self._hold()  # once open succeeded: close() gives the connection back
         return self
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._conn.release()
 
     async def acquire(self, name: str, owner: str, ttl_s: float) -> Lease | None:
         now = self.clock()

@@ -29,7 +29,7 @@ from typing import Any
 from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from adapters.mongo_client import ConnectionHolder, MongoCollection, MongoConnection, collection
 from persistence.ports import FencedOut
 from projections.ports import Commit, Doc, DocChange, Where, check_where
 
@@ -48,13 +48,12 @@ def _query(projection: str, where: Where | None) -> dict[str, Any]:
     return query
 
 
-class MongoReadModelStore:
+class MongoReadModelStore(ConnectionHolder):
     def __init__(self, connection: MongoConnection) -> None:
-        self._conn = connection
+        super().__init__(connection)
         self.docs: MongoCollection = collection(connection.db, READ_MODELS)
         self.checkpoints: MongoCollection = collection(connection.db, CHECKPOINTS)
         self.batches: MongoCollection = collection(connection.db, BATCHES)
-        self._opened = False
 
     async def open(self) -> MongoReadModelStore:
         await ensure_read_model_indexes(self.docs, self.batches)
@@ -62,14 +61,8 @@ class MongoReadModelStore:
         for cp in pending:
             await self._roll_forward(str(cp["_id"]), str(cp["pending"]))
         await self.batches.delete_many({"created_at": {"$lt": datetime.now(UTC) - ORPHAN_AGE}})
-        self._conn.lease()  # taken once open succeeded: close() gives it back
-        self._opened = True
+        self._hold()  # once open succeeded: close() gives the connection back
         return self
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._conn.release()
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongo_client import MongoCollection, MongoConnection, collection
+from adapters.mongo_client import ConnectionHolder, MongoCollection, MongoConnection, collection
 from domain.roles import parse_roles
 from persistence.ports import AlreadyExists, ApiKeyRecord, UserRecord
 
@@ -26,22 +26,15 @@ def _key(doc: dict[str, Any]) -> ApiKeyRecord:
     )
 
 
-class MongoUserStore:
+class MongoUserStore(ConnectionHolder):
     def __init__(self, connection: MongoConnection) -> None:
-        self._conn = connection
+        super().__init__(connection)
         self.users: MongoCollection = collection(connection.db, USERS)
         self.keys: MongoCollection = collection(connection.db, API_KEYS)
-        self._opened = False
 
     async def open(self) -> MongoUserStore:
-        self._conn.lease()
-        self._opened = True
+        self._hold()  # once open succeeded: close() gives the connection back
         return self
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._conn.release()
 
     async def get_user(self, name: str) -> UserRecord | None:
         doc = await self.users.find_one({"_id": name})
