@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,12 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
             "FLWR_TELEMETRY_ENABLED": "0",
             "RAY_USAGE_STATS_ENABLED": "0",
             "PYTHONUNBUFFERED": "1",
+            # the SuperLink's SuperExec looks for a run's ServerApp to start every second by default
+            "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.25",
+            # a message is ~12 objects (record, arrays, chunks), fetched 2 at a time by default:
+            # one request round trip per pair; all at once costs the same work in one round trip
+            "FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS": "16",
+            "FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PUSHES": "16",
         }
     )
     return env
@@ -161,7 +168,7 @@ class FlowerEngine:
             "--port",
             str(port),
             "--database",
-            str(self.root / f"superlink-{self.mode}.db"),
+            ":flwr-in-memory:" if self.mode == "deployment" else str(self.root / f"superlink-{self.mode}.db"),
             "--disable-runtime-dependency-installation",
         ]
         if self.mode == "simulation":
@@ -185,28 +192,50 @@ class FlowerEngine:
             raise
 
     def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
+        """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own
+        SuperNode with `--isolation process`, polling promptly, ClientApps forked warm."""
         n = self.config.supernodes
+        owner_tag = uuid.uuid4().hex[:12]  # wake-up names unique per start (several platforms per host)
         for i in range(n):
             port = free_port(host)
-            argv = [
-                "flower-supernode",
+            node_argv = [
+                sys.executable,
+                "-m",
+                "fl_runtime.fast_node",
+                "supernode",
+                "--wake",
+                f"flp-{owner_tag}-{i}",
                 "--insecure",
                 "--superlink",
                 f"{host}:{superlink_port}",
                 "--node-config",
                 f"partition-id={i} num-partitions={n}",
+                "--isolation",
+                "process",
                 "--host",
                 host,
                 "--port",
                 str(port),
             ]
-            node = ManagedProcess(f"supernode-{i}", argv, env, self.root / "logs" / f"supernode-{i}.log", self.root)
-            self.processes.append(node)
-            self.owners.append(node.owner)
-            node.start()
+            executor_argv = [
+                sys.executable,
+                "-m",
+                "fl_runtime.fast_node",
+                "executor",
+                "--runtime-api-address",
+                f"{host}:{port}",
+                "--wake",
+                f"flp-{owner_tag}-{i}",
+            ]
+            logs = self.root / "logs"
+            for name, argv in ((f"supernode-{i}", node_argv), (f"clientapps-{i}", executor_argv)):
+                proc = ManagedProcess(name, argv, env, logs / f"{name}.log", self.root)
+                self.processes.append(proc)
+                self.owners.append(proc.owner)
+                proc.start()
         self._remember_owners()
-        for node in self.processes[1:]:
-            node.wait_healthy(lambda: True, 1.0)  # started and still alive
+        for proc in self.processes[1:]:
+            proc.wait_healthy(lambda: True, 1.0)  # started and still alive
 
     def ensure_running(self) -> bool:
         """Health check: restart any owned process that died (same ports). True when the

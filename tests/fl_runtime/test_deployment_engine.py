@@ -13,7 +13,8 @@ from tests.fl_runtime.conftest import serve_platform
 async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -> None:
     async with serve_platform(tmp_path / "flp-dep", "deployment", supernodes=2) as platform:
         engine = platform.runtime.engine
-        assert [p.name for p in engine.processes] == ["superlink", "supernode-0", "supernode-1"]
+        names = [p.name for p in engine.processes]
+        assert names == ["superlink", "supernode-0", "clientapps-0", "supernode-1", "clientapps-1"]
         assert all(p.running() for p in engine.processes)
         assert not engine.control_address.endswith(":8000")
         job_id = await platform.start_job(rounds=1, num_clients=2, min_clients=2)
@@ -26,14 +27,20 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
         home = tmp_path / "flp-dep" / "flower" / "home"
         assert home.is_dir()  # isolated FLWR_HOME under the data dir
 
-        # health check: a SuperNode that dies is started again
-        node = engine.processes[2]
-        old_pid = node.pid
-        assert old_pid is not None
-        os.kill(old_pid, signal.SIGKILL)
-        for _ in range(100):
-            if node.running() and node.pid != old_pid:
-                break
-            await asyncio.sleep(0.2)
-        assert node.running() and node.pid != old_pid
+        # health check: a SuperNode or its ClientApp executor that dies is started again, and the
+        # next job runs on them
+        for node in (engine.processes[3], engine.processes[4]):
+            old_pid = node.pid
+            assert old_pid is not None
+            os.kill(old_pid, signal.SIGKILL)
+            for _ in range(100):
+                if node.running() and node.pid != old_pid:
+                    break
+                await asyncio.sleep(0.2)
+            assert node.running() and node.pid != old_pid
+        job_id = await platform.start_job(rounds=2, num_clients=2, min_clients=2)
+        detail = await platform.wait_terminal(job_id, timeout_s=150)
+        assert detail["status"] == "completed"
+        rounds = [e["data"] for e in await platform.events(job_id) if e["type"] == "RoundCompleted"]
+        assert [(r["round"], r["replied"]) for r in rounds] == [(1, 2), (2, 2)]
     # serve_platform asserts that no Flower process outlived the platform

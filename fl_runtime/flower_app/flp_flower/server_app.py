@@ -12,6 +12,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from flp_flower.data import central_holdout
 from flp_flower.model import Mlp, evaluate, new_model, sha256_hex, state_bytes
+from flp_flower.prompt_grid import PromptGrid
 from flp_flower.reporter import PlatformReporter, ReportRejected
 from flp_flower.settings import RunSettings
 from flp_flower.strategies import NotEnoughClients, RecordingFedAvg, build_strategy
@@ -82,7 +83,7 @@ def main(grid: Grid, context: Context) -> None:
         if reporter is not None:
             reporter.put_artifact(initial_sha, initial_blob)  # JobStarted references it
         strategy.start(
-            grid=grid,
+            grid=PromptGrid(grid),  # replies as they come, not every 3 s
             initial_arrays=ArrayRecord(initial),
             num_rounds=settings.rounds,
             timeout=settings.reply_timeout,

@@ -1,0 +1,277 @@
+"""A Flower SuperNode at simulation speed: prompt polling and ClientApps forked from a warm process.
+
+    python -m fl_runtime.fast_node supernode [--wake NAME] <flower-supernode arguments> --isolation process
+    python -m fl_runtime.fast_node executor --runtime-api-address HOST:PORT [--wake NAME]
+
+Why this is written by hand: Flower 1.42 has no long-lived ClientApp and no setting for the waits
+that make a deployment-mode round take ~20 s on a small machine:
+- the SuperNode sleeps a fixed 3 s after every pull from the SuperLink that brought no message,
+  and 0.5 s between checks for its ClientApp's reply (`flwr.supernode.start_client_internal`);
+- its SuperExec starts a new `flwr-clientapp` interpreter for every message (importing flwr,
+  torch and scikit-learn costs seconds of CPU each time, several per round per node).
+
+`supernode` runs Flower's own `flower-supernode` with those sleeps shortened (backing off from
+20 ms to 0.5 s while nothing comes, so an idle node polls twice a second). `executor` replaces
+`flower-superexec` for `--isolation process`: it imports the heavy libraries once, acquires each
+task from the SuperNode's Runtime API as Flower's SuperExec does (woken by its SuperNode through a
+datagram the moment a message arrives, instead of polling it every few milliseconds), and runs it with Flower's own
+`run_clientapp` in a forked child (copy-on-write, milliseconds), so every message still gets a
+fresh process and Flower's protocol is untouched. Only flwr and the standard library are needed,
+so the file can run on an edge device as it is. Tied to flwr 1.42 (pinned), as `control.py` is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger("flp.fast_node")
+
+IDLE_POLL_FIRST_S = 0.1  # after a message: the next one (evaluate after train) comes soon
+IDLE_POLL_MAX_S = 0.5  # an idle node: two pulls a second
+IDLE_POLL_GROWTH = 1.25
+REPLY_POLL_S = 0.02  # the ClientApp's reply is checked in the SuperNode's own state (no network)
+TASK_POLL_S = 0.05  # AcquireTask on the local Runtime API, when nothing wakes the executor
+TASK_POLL_WOKEN_S = 2.0  # the SuperNode wakes its executor: poll only as a fallback
+FLOWER_IDLE_SLEEP_S = 3  # the fixed sleeps of flwr 1.42's SuperNode loop this module shortens
+FLOWER_REPLY_SLEEP_S = 0.5
+OBJECT_PULL_BACKOFF = {"initial_backoff": 0.01, "backoff_cap": 0.25, "max_tries_per_object": 2000}
+PRELOAD = ("numpy", "torch", "sklearn.datasets", "sklearn.model_selection", "flwr.clientapp", "flwr.app")
+
+
+class PromptClock:
+    """Stands in for the `time` module inside Flower's SuperNode loop: every attribute is the real
+    one except `sleep`, whose fixed waits become a short, backing-off poll."""
+
+    def __init__(self, real: ModuleType = time) -> None:
+        self._real = real
+        self.idle_s = IDLE_POLL_FIRST_S
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds == FLOWER_IDLE_SLEEP_S:  # a pull brought nothing
+            self._real.sleep(self.idle_s)
+            self.idle_s = min(self.idle_s * IDLE_POLL_GROWTH, IDLE_POLL_MAX_S)
+        elif seconds == FLOWER_REPLY_SLEEP_S:  # waiting for the ClientApp's reply or its objects
+            self.idle_s = IDLE_POLL_FIRST_S
+            self._real.sleep(REPLY_POLL_S)
+        else:
+            self._real.sleep(seconds)
+
+    def message_arrived(self) -> None:
+        self.idle_s = IDLE_POLL_FIRST_S
+
+
+def shorten_object_pull_backoff() -> None:
+    """Flower pulls a message's objects with a 1 s first backoff doubling to 10 s whenever one is
+    not there yet, and a ClientApp asks for them while its SuperNode is still receiving them, so
+    each message waited 1-3 s more. Same retries, promptly: 10 ms doubling to 250 ms (about eight
+    minutes before an object that never comes fails the message, as ~80 min did before)."""
+    from flwr.supercore.inflatable import inflatable_utils
+
+    for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        if fn.__kwdefaults__ is not None:
+            fn.__kwdefaults__.update(OBJECT_PULL_BACKOFF)
+
+
+def _wake_address(name: str) -> str:
+    return "\0" + name  # Linux abstract socket: no file to clean up, no path length limit
+
+
+def wake(name: str | None) -> None:
+    """Tell the executor named `name` that a task is waiting (best effort: it also polls)."""
+    if not name:
+        return
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.sendto(b"!", _wake_address(name))
+
+
+def install_prompt_clock(module: Any, wake_name: str | None = None) -> PromptClock:
+    """Shorten the sleeps of `flwr.supernode.start_client_internal` (passed in, for tests) and
+    wake the executor `wake_name` as soon as a pulled message has become a task."""
+    clock = PromptClock()
+    pull: Callable[..., Any] = module._pull_and_store_message
+
+    def pull_and_note(*args: Any, **kwargs: Any) -> Any:
+        run_id = pull(*args, **kwargs)
+        if run_id is not None:
+            clock.message_arrived()
+            wake(wake_name)
+        return run_id
+
+    module.time = clock
+    module._pull_and_store_message = pull_and_note
+    return clock
+
+
+def run_supernode(argv: Sequence[str]) -> None:
+    from flwr.supernode import start_client_internal
+    from flwr.supernode.cli.flower_supernode import flower_supernode
+
+    args = list(argv)
+    wake_name = None
+    if "--wake" in args:  # ours, not Flower's
+        at = args.index("--wake")
+        wake_name = args[at + 1]
+        del args[at : at + 2]
+    install_prompt_clock(start_client_internal, wake_name)
+    shorten_object_pull_backoff()
+    sys.argv = ["flower-supernode", *args]
+    flower_supernode()
+
+
+def preload(modules: Sequence[str] = PRELOAD) -> list[str]:
+    """Import what every ClientApp needs once, in the parent; missing ones are skipped."""
+    loaded = []
+    for name in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+            loaded.append(name)
+    if "torch" in sys.modules:
+        _warm_torch(sys.modules["torch"])
+    return loaded
+
+
+def _warm_torch(torch: Any) -> None:
+    """torch's first optimizer step loads most of torch lazily (~2.5 s here); take it once in the
+    parent, single-threaded, so every forked ClientApp trains at once (~40 ms a round here)."""
+    torch.set_num_threads(1)  # before any thread pool exists: forks stay safe
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = torch.nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.tensor([0, 1]))
+    loss.backward()
+    optimizer.step()
+
+
+def _run_task_in_child(runtime_api_address: str, token: str, insecure: bool, certificates: bytes | None) -> None:
+    """In the forked child: Flower's own ClientApp process body, then leave without running the
+    parent's exit handlers (they belong to the executor)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+        run_clientapp(
+            runtime_api_address=runtime_api_address,
+            token=token,
+            insecure=insecure,
+            certificates=certificates,
+            runtime_dependency_install=False,
+        )
+        code = 0
+    except SystemExit as exc:  # run_clientapp ends with flwr_exit (sys.exit)
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("ClientApp task failed")
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap(children: set[int]) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                continue
+        children.discard(pid)
+
+
+def _wake_socket(name: str | None) -> socket.socket | None:
+    if not name:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(_wake_address(name))
+    return sock
+
+
+def _wait_for_wake(sock: socket.socket | None, timeout_s: float) -> None:
+    if sock is None:
+        time.sleep(timeout_s)
+        return
+    if select.select([sock], [], [], timeout_s)[0]:
+        with contextlib.suppress(BlockingIOError):
+            while True:  # one wake-up for however many came
+                sock.recv(16, socket.MSG_DONTWAIT)
+
+
+def run_executor(
+    runtime_api_address: str, insecure: bool, root_certificates: str | None, wake_name: str | None = None
+) -> None:
+    from flwr.proto.runtime_pb2 import AcquireTaskRequest
+    from flwr.supercore.constant import TaskType
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+    from flwr.supercore.retry import make_simple_http_retry_invoker
+    from flwr.supercore.runtime import RuntimeHttpClient
+
+    loaded = preload()
+    shorten_object_pull_backoff()  # for the forked ClientApps
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
+    log.info("ClientApp executor for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
+    certificates = open(root_certificates, "rb").read() if root_certificates else None  # noqa: SIM115
+    client = RuntimeHttpClient.from_server_address(
+        server_address=runtime_api_address,
+        insecure=insecure,
+        root_certificates=certificates,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        retry_invoker=make_simple_http_retry_invoker(),
+    )
+    wake_socket = _wake_socket(wake_name)
+    children: set[int] = set()
+
+    def stop(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
+    while True:
+        _reap(children)
+        res = client.AcquireTask(request)
+        if res.HasField("task") and res.token:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _run_task_in_child(runtime_api_address, res.token, insecure, certificates)
+            children.add(pid)
+            continue  # another task may be waiting (several runs)
+        _wait_for_wake(wake_socket, TASK_POLL_S if wake_socket is None else TASK_POLL_WOKEN_S)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["supernode"]:
+        run_supernode(args[1:])  # logs as Flower's SuperNode does
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m fl_runtime.fast_node executor")
+    parser.add_argument("command", choices=["executor"])
+    parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API (host:port)")
+    parser.add_argument("--wake", help="name the SuperNode (`supernode --wake NAME`) wakes this executor by")
+    parser.add_argument("--root-certificates", help="CA of a TLS Runtime API (default: plain HTTP on loopback)")
+    ns = parser.parse_args(args)
+    run_executor(ns.runtime_api_address, ns.root_certificates is None, ns.root_certificates, ns.wake)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The deployment engine's speed-ups on their own: the SuperNode's shortened waits, the wake-up
+datagram, Flower's object-pull backoff, and the ServerApp's prompt Grid (real Flower objects)."""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flwr.app import Message
+from flwr.supercore.inflatable import inflatable_utils
+
+from fl_runtime import fast_node
+from fl_runtime.app_dir import APP_DIR
+
+sys.path.insert(0, str(APP_DIR))
+
+from flp_flower import prompt_grid  # noqa: E402
+
+
+class RecordingTime:
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+    def monotonic(self) -> float:
+        return 42.0
+
+
+def test_the_supernode_loop_polls_promptly_and_backs_off_while_idle() -> None:
+    real = RecordingTime()
+    clock = fast_node.PromptClock(real)  # type: ignore[arg-type]
+    assert clock.monotonic() == 42.0  # everything but sleep is the real module's
+    for _ in range(40):
+        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)
+    assert real.slept[0] == fast_node.IDLE_POLL_FIRST_S
+    assert real.slept == sorted(real.slept) and max(real.slept) == fast_node.IDLE_POLL_MAX_S
+    assert sum(real.slept) < 40 * 0.5 < 40 * fast_node.FLOWER_IDLE_SLEEP_S
+    clock.message_arrived()
+    clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)
+    assert real.slept[-1] == fast_node.IDLE_POLL_FIRST_S
+    clock.sleep(fast_node.FLOWER_REPLY_SLEEP_S)
+    assert real.slept[-1] == fast_node.REPLY_POLL_S
+    clock.sleep(7)  # any other wait is kept as Flower wrote it
+    assert real.slept[-1] == 7
+
+
+def _listener(name: str) -> socket.socket:
+    sock = fast_node._wake_socket(name)
+    assert sock is not None
+    return sock
+
+
+def test_a_pulled_message_wakes_the_executor_and_an_empty_pull_does_not() -> None:
+    name = f"flp-test-{uuid.uuid4().hex}"
+    sock = _listener(name)
+    results: Iterator[str | None] = iter([None, "run-1"])
+    module = SimpleNamespace(_pull_and_store_message=lambda **_: next(results), time=time)
+    clock = fast_node.install_prompt_clock(module, name)
+    assert module.time is clock
+    try:
+        assert module._pull_and_store_message(state=None) is None
+        assert not select.select([sock], [], [], 0.1)[0]  # nothing came: nobody woken
+        clock.idle_s = fast_node.IDLE_POLL_MAX_S
+        assert module._pull_and_store_message(state=None) == "run-1"
+        assert select.select([sock], [], [], 2.0)[0]
+        assert clock.idle_s == fast_node.IDLE_POLL_FIRST_S
+        started = time.monotonic()
+        fast_node._wait_for_wake(sock, 30.0)  # returns at once, and drains the datagram
+        assert time.monotonic() - started < 5
+        assert not select.select([sock], [], [], 0.05)[0]
+    finally:
+        sock.close()
+    fast_node.wake(name)  # nobody listens any more: best effort, no error
+    fast_node.wake(None)
+
+
+def test_the_executor_falls_back_to_polling_when_nothing_wakes_it() -> None:
+    sock = _listener(f"flp-test-{uuid.uuid4().hex}")
+    try:
+        started = time.monotonic()
+        fast_node._wait_for_wake(sock, 0.2)
+        assert 0.15 < time.monotonic() - started < 5
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def flower_pull_defaults() -> Iterator[None]:
+    saved = [
+        dict(fn.__kwdefaults__ or {})
+        for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
+    ]
+    yield
+    for fn, defaults in zip(
+        (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree), saved, strict=True
+    ):
+        fn.__kwdefaults__ = defaults
+
+
+@pytest.mark.usefixtures("flower_pull_defaults")
+@pytest.mark.parametrize("shorten", [fast_node.shorten_object_pull_backoff, prompt_grid.shorten_object_pull_backoff])
+def test_object_pulls_retry_promptly(shorten: Any) -> None:
+    assert (inflatable_utils.pull_objects.__kwdefaults__ or {})["initial_backoff"] == 1  # Flower's own, as pinned
+    shorten()
+    for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        assert fn.__kwdefaults__ is not None
+        assert fn.__kwdefaults__["initial_backoff"] == 0.01 and fn.__kwdefaults__["backoff_cap"] == 0.25
+        assert fn.__kwdefaults__["max_tries_per_object"] * 0.25 >= 300  # still minutes before giving up
+
+
+def _reply_to(message_id: str) -> Message:
+    return SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=message_id))  # type: ignore[return-value]
+
+
+class ScriptedGrid:
+    """Replies become available at given times after the push."""
+
+    def __init__(self, ready_after: dict[str, float]) -> None:
+        self.ready_after = ready_after
+        self.pushed_at = 0.0
+        self.pulls = 0
+        self.run = "the-run"
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        self.pushed_at = time.monotonic()
+        return list(self.ready_after)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        self.pulls += 1
+        waited = time.monotonic() - self.pushed_at
+        return [_reply_to(m) for m in message_ids if self.ready_after[m] <= waited]
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [1, 2]
+
+
+def test_the_prompt_grid_collects_replies_as_they_come_and_keeps_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(prompt_grid.time, "sleep", sleep)
+    inner = ScriptedGrid({"a": 0.0, "b": 0.3})
+    grid = prompt_grid.PromptGrid(inner)
+    assert list(grid.get_node_ids()) == [1, 2] and grid.run == "the-run"
+    replies = list(grid.send_and_receive([], timeout=30))
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["a", "b"]
+    assert inner.pulls >= 2 and slept and max(slept) <= prompt_grid.MAX_POLL_S  # Flower's Grid sleeps 3 s
+
+    slept.clear()
+    late = prompt_grid.PromptGrid(ScriptedGrid({"a": 0.0, "never": 1e9}))
+    started = time.monotonic()
+    replies = list(late.send_and_receive([], timeout=0.5))
+    assert [r.metadata.reply_to_message_id for r in replies] == ["a"]  # whatever came by the deadline
+    assert time.monotonic() - started >= 0.5 and max(slept) <= prompt_grid.MAX_POLL_S
