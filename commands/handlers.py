@@ -76,9 +76,10 @@ class CommandHandler(Generic[C, S]):
     `execute` decides on the cached state when it has one, without asking the store for the
     stream's version first: the append carries the version the decision was made on, and the
     store refuses it if the stream moved (another process wrote), after which the handler
-    decides again on the stored state. A refusal or "nothing to do" on cached state is also
-    checked against the stored state before it is answered. `load` always catches up with the
-    store."""
+    decides again on the stored state. A stream missing from the cache is taken for a new one
+    (version 0, the initial state) on the first attempt, the same way. A refusal or "nothing to
+    do" on cached state is also checked against the stored state before it is answered. `load`
+    always catches up with the store."""
 
     def __init__(self, store: EventStore, aggregate: Aggregate[C, S], cache_size: int = 10_000) -> None:
         self.store = store
@@ -165,6 +166,12 @@ class CommandHandler(Generic[C, S]):
         verified = False  # decided on the store's current state (else on the cache's)
         for attempt in range(MAX_RETRIES):
             cached = None if verified else self._cache.get(stream)
+            if cached is None and not verified and attempt == 0:
+                # a stream this process has not seen is most likely new (POST /jobs): decide on
+                # the initial state at version 0 rather than read the stream's head first. The
+                # append's expected version 0 is checked by the store inside its write, so a
+                # stream that exists after all is refused and the next attempt loads it.
+                cached = (0, self.aggregate.initial)
             if cached is not None:
                 version, state = cached  # optimistic: the append's expected version catches a stale cache
             else:
