@@ -124,10 +124,15 @@ class CommandHandler(Generic[C, S]):
         one now sees "already exists", nothing to do, or a moved version)."""
         name = type(command).__name__
         stream = self.aggregate.stream_id(entity_id)
-        with tracing.tracer().start_as_current_span(
-            f"command {name}",
-            context=tracing.parent(ctx.traceparent if ctx is not None else None),
-            attributes={"flp.stream_id": stream, "flp.command": name},
+        recording = tracing.recording()
+        with (
+            tracing.tracer().start_as_current_span(
+                f"command {name}",
+                context=tracing.parent(ctx.traceparent if ctx is not None else None),
+                attributes={"flp.stream_id": stream, "flp.command": name},
+            )
+            if recording
+            else tracing.NO_SPAN
         ) as span:
             if expected_version is not None:
                 span.set_attribute("flp.expected_version", expected_version)
@@ -215,8 +220,12 @@ class CommandHandler(Generic[C, S]):
     async def _append(
         self, stream: str, events: list[NewEvent], version: int, idempotency_key: str | None
     ) -> AppendResult:
-        with tracing.tracer().start_as_current_span(
-            "event_store.append", attributes={"flp.stream_id": stream, "flp.events": len(events)}
+        with (
+            tracing.tracer().start_as_current_span(
+                "event_store.append", attributes={"flp.stream_id": stream, "flp.events": len(events)}
+            )
+            if tracing.recording()
+            else tracing.NO_SPAN
         ) as span:
             started = time.perf_counter()
             result = await self.store.append(stream, events, version, idempotency_key)
