@@ -61,8 +61,12 @@ async def execute(call: Call, job_id: str, command: c.JobCommand, status: int = 
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Start a training job")
 async def start_job(body: StartJobRequest, call: CallDep) -> Json:
     job_id = body.job_id or new_id().replace("-", "")[:12]
-    config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
-    return await execute(call, job_id, c.StartJob(job_id=job_id, config=config), 201)
+    # Validated once, at the edge: StartJobRequest is a JobConfig with every one of its checks
+    # (and stricter ones) plus the value-space walk StartJob would repeat, and job_id is an
+    # EntityId (or a generated hex id). Building the config and the command again from those
+    # values would only validate them a second and third time.
+    config = JobConfig.model_construct(**{k: getattr(body, k) for k in JobConfig.model_fields})
+    return await execute(call, job_id, c.StartJob.model_construct(job_id=job_id, config=config), 201)
 
 
 @router.post("/{job_id}/cancel", response_model=CommandAccepted, summary="Cancel a job")
