@@ -57,9 +57,10 @@ POST_JOBS = (
     THREADS
     + """
 local n = 0
+local run = os.getenv("FLP_BENCH_RUN") or ""
 function request()
   n = n + 1
-  local body = string.format('{"job_id": "b%d-%d", "name": "load", "rounds": 3, "min_clients": 1, "runtime": "external"}', tid, n)
+  local body = string.format('{"job_id": "b%s%d-%d", "name": "load", "rounds": 3, "min_clients": 1, "runtime": "external"}', run, tid, n)
   return wrk.format("POST", "/jobs", {["Content-Type"] = "application/json", ["Authorization"] = os.getenv("FLP_BENCH_AUTH")}, body)
 end
 """
@@ -215,10 +216,11 @@ def sse_under_load(url: str, auth: str, args: argparse.Namespace, tmp: Path) -> 
     receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the subscribers connect
     load = wrk(url, POST_JOBS, tmp, threads=2, connections=args.connections, duration=args.duration,
-               env={"FLP_BENCH_AUTH": auth})  # fmt: skip
+               env={"FLP_BENCH_AUTH": auth, "FLP_BENCH_RUN": "live"})  # fmt: skip
     out, _ = receivers.communicate(timeout=args.duration + 60)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["commands_per_s_meanwhile"] = load["per_s"]
+    result["commands_refused_meanwhile"] = load["non_2xx_or_errors"]
     return result
 
 
@@ -269,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             paths: dict[str, dict[str, Any]] = {
                 "post_jobs": {
                     "anchor": wrk(anchor_url, POST_JOBS, tmp, **load, env=e),
-                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env=e),
+                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env={**e, "FLP_BENCH_RUN": "many"}),
                 },
                 "post_rounds": {"flp": wrk(flp_url, POST_ROUNDS, tmp, **load, env={**e, "FLP_BENCH_POOL": str(pool)})},
                 "get_jobs": {
@@ -286,7 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
             }
             one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
-            single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_AUTH": auth})
+            single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_RUN": "one"})
             lag = sse_under_load(flp_url, auth, args, tmp)
     anchor_post = paths["post_jobs"]["anchor"]["per_s"]
     ratios = {
