@@ -4,40 +4,83 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from projections.ports import DocChange
 
 log = logging.getLogger(__name__)
 
 
+class Subscription:
+    """The changes of one projection (one document of it, with `key`) that one subscriber has
+    not taken yet. Each batch the projections commit is handed over at once: the subscriber's
+    task wakes once per batch, not once per change, and never sees changes it would skip."""
+
+    def __init__(self, projection: str, key: str | None, limit: int) -> None:
+        self.projection = projection
+        self.key = key
+        self._limit = limit
+        self._pending: list[DocChange] = []
+        self._ready = asyncio.Event()
+        self.fell_behind = False
+
+    def offer(self, changes: Sequence[DocChange]) -> bool:
+        """Queue the changes meant for this subscriber; False (and it is cut off) if more than
+        `limit` would wait."""
+        if self.fell_behind:
+            return False
+        mine = changes if self.key is None else [c for c in changes if c.key == self.key]
+        if not mine:
+            return True
+        if len(self._pending) + len(mine) > self._limit:
+            self.fell_behind = True
+            self._pending.clear()
+            self._ready.set()
+            return False
+        self._pending.extend(mine)
+        self._ready.set()
+        return True
+
+    async def get(self) -> list[DocChange] | None:
+        """Every change queued since the last call, in position order (waits for one); None once
+        the subscriber fell behind (it reconnects with Last-Event-ID and catches up)."""
+        while not self._pending and not self.fell_behind:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.fell_behind:
+            return None
+        taken, self._pending = self._pending, []
+        return taken
+
+
 class LiveHub:
-    """Every subscriber gets its own bounded queue. A subscriber that falls too far behind is
-    disconnected (its queue gets None); it reconnects with Last-Event-ID and catches up from
-    the read models, so nothing is lost and a slow client cannot stall the projections."""
+    """Every subscriber has its own bounded backlog. A subscriber that falls too far behind is
+    cut off (`get` answers None); it reconnects with Last-Event-ID and catches up from the read
+    models, so nothing is lost and a slow client cannot stall the projections."""
 
     def __init__(self, max_queue: int = 1000) -> None:
-        self._subscribers: set[asyncio.Queue[DocChange | None]] = set()
+        self._subscribers: set[Subscription] = set()
         self._max_queue = max_queue
 
-    def subscribe(self) -> asyncio.Queue[DocChange | None]:
-        q: asyncio.Queue[DocChange | None] = asyncio.Queue(self._max_queue)
-        self._subscribers.add(q)
-        return q
+    def subscribe(self, projection: str, key: str | None = None) -> Subscription:
+        sub = Subscription(projection, key, self._max_queue)
+        self._subscribers.add(sub)
+        return sub
 
-    def unsubscribe(self, q: asyncio.Queue[DocChange | None]) -> None:
-        self._subscribers.discard(q)
+    def unsubscribe(self, sub: object) -> None:
+        if isinstance(sub, Subscription):
+            self._subscribers.discard(sub)
 
     def publish(self, changes: list[DocChange]) -> None:
-        for q in list(self._subscribers):
-            try:
-                for change in changes:
-                    q.put_nowait(change)
-            except asyncio.QueueFull:
+        """One batch of changes (in position order), sorted out per projection once."""
+        by_projection: dict[str, list[DocChange]] = {}
+        for change in changes:
+            by_projection.setdefault(change.projection, []).append(change)
+        for sub in list(self._subscribers):
+            mine = by_projection.get(sub.projection)
+            if mine and not sub.offer(mine):
                 log.warning("live subscriber too slow; disconnecting it")
-                self._subscribers.discard(q)
-                while not q.empty():
-                    q.get_nowait()
-                q.put_nowait(None)
+                self._subscribers.discard(sub)
 
     @property
     def subscriber_count(self) -> int:

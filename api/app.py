@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from api.auth.guard import authorize
 from api.auth.hardening import install_hardening
+from api.deps import document_headers
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
@@ -57,6 +58,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         audit.router,
         proof.router,
     ):
+        document_headers(router)  # the headers the command dependencies read themselves, in OpenAPI
         app.include_router(router)
     web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
     return app

@@ -5,9 +5,15 @@ thread hop per request for what is an attribute lookup."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import Field, TypeAdapter, ValidationError
 
 from api.auth.service import AuthService
 from api.ports import LiveFeed, Platform
@@ -33,19 +39,123 @@ def get_platform(request: Request) -> Platform:
     return platform
 
 
-async def command_context(
-    request: Request,
-    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
-    x_causation_id: Annotated[str | None, Header(max_length=200)] = None,
-    traceparent: Annotated[str | None, Header(max_length=55)] = None,
-) -> CommandContext:
+def _text_header(request: Request, name: str, max_length: int, min_length: int = 0) -> str | None:
+    value = request.headers.get(name)  # case-insensitive; `name` as the error names it
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise _invalid_header(name, f"String should have at most {max_length} characters", "string_too_long")
+    if len(value) < min_length:
+        raise _invalid_header(name, f"String should have at least {min_length} character", "string_too_short")
+    return value
+
+
+def _invalid_header(name: str, msg: str, kind: str) -> RequestValidationError:
+    """A 422 problem (api/errors.py) naming the header, as FastAPI's own header validation gave."""
+    return RequestValidationError([{"loc": ("header", name), "msg": msg, "type": kind}])
+
+
+def _context(request: Request) -> CommandContext:
     actor = getattr(request.state, "principal", None)
+    traceparent = _text_header(request, "traceparent", 55)
     return CommandContext(
         actor=getattr(actor, "subject", None) or "anonymous",
-        correlation_id=x_correlation_id,
-        causation_id=x_causation_id,
+        correlation_id=_text_header(request, "x-correlation-id", 200),
+        causation_id=_text_header(request, "x-causation-id", 200),
         traceparent=traceparent if traceparent and _TRACEPARENT.match(traceparent) else None,
     )
+
+
+_VERSION = TypeAdapter(Annotated[int, Field(ge=0)])
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    try:
+        return _VERSION.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _invalid_header("If-Match", str(first["msg"]), str(first["type"])) from None
+
+
+async def command_context(request: Request) -> CommandContext:
+    """Who asks and why (X-Correlation-ID, X-Causation-ID, traceparent), read from the headers
+    directly: as FastAPI `Header` parameters they cost a pydantic validation each per request.
+    `document_headers` puts them in the OpenAPI schema."""
+    return _context(request)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A command request's parts: the platform, the command context and the headers that steer
+    the command (Idempotency-Key; If-Match where the route takes one)."""
+
+    platform: Platform
+    ctx: CommandContext
+    key: str | None
+    if_match: int | None = None
+
+
+async def command_call(request: Request) -> Call:
+    """One dependency for a command route (a FastAPI dependency each for the platform part, the
+    context and every header was a quarter of the request's time)."""
+    key = _text_header(request, "Idempotency-Key", 200, min_length=1)
+    return Call(get_platform(request), _context(request), key)
+
+
+async def command_call_if_match(request: Request) -> Call:
+    """`command_call`, with the If-Match header (the expected stream version)."""
+    key = _text_header(request, "Idempotency-Key", 200, min_length=1)
+    return Call(get_platform(request), _context(request), key, _if_match(request))
+
+
+def _header(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name, "in": "header", "required": False, "schema": schema}
+    if description:
+        doc["description"] = description
+    return doc
+
+
+CONTEXT_HEADERS = [
+    _header("x-correlation-id", {"type": "string", "maxLength": 200}, "stored as the events' correlation_id"),
+    _header("x-causation-id", {"type": "string", "maxLength": 200}, "stored as the events' causation_id"),
+    _header("traceparent", {"type": "string", "maxLength": 55}, "W3C trace context of the caller"),
+]
+IDEMPOTENCY_HEADER = _header(
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200}, "the same key gets the first answer"
+)
+IF_MATCH_HEADER = _header("If-Match", {"type": "integer", "minimum": 0}, "expected stream version")
+HEADERS_READ_BY: dict[Callable[..., Any], list[dict[str, Any]]] = {
+    command_context: CONTEXT_HEADERS,
+    command_call: [IDEMPOTENCY_HEADER, *CONTEXT_HEADERS],
+    command_call_if_match: [IDEMPOTENCY_HEADER, IF_MATCH_HEADER, *CONTEXT_HEADERS],
+}
+
+
+def document_headers(router: APIRouter) -> None:
+    """Declare in OpenAPI the headers the dependencies above read from `request.headers`, on
+    every route of `router` that depends on one of them (so /docs still shows them). Call it
+    before the router is included; calling it again adds nothing twice."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = dict(route.openapi_extra or {})
+        params = list(extra.get("parameters", []))
+        for dependant in _dependants(route.dependant):
+            for doc in HEADERS_READ_BY.get(dependant.call, []) if dependant.call is not None else []:
+                if doc not in params:
+                    params.append(doc)
+        if params:
+            extra["parameters"] = params
+            route.openapi_extra = extra
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependants(sub)
 
 
 PlatformDep = Annotated[Platform, Depends(platform_dep)]
@@ -105,5 +215,5 @@ LiveDep = Annotated[LiveFeed, Depends(_live)]
 AuditDep = Annotated[AuditTrail, Depends(_audit)]
 ArtifactsDep = Annotated[ArtifactStore, Depends(_artifacts)]
 ContextDep = Annotated[CommandContext, Depends(command_context)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
-IfMatch = Annotated[int | None, Header(alias="If-Match", ge=0, description="expected stream version")]
+CallDep = Annotated[Call, Depends(command_call)]
+CallIfMatchDep = Annotated[Call, Depends(command_call_if_match)]

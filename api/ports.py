@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -20,12 +19,20 @@ from projections.ports import DocChange, ReadModelStore
 from projections.runner import ProjectionRunner
 
 
+class LiveSubscription(Protocol):
+    async def get(self) -> list[DocChange] | None:
+        """The subscribed changes not taken yet, in position order (waits for one); None: you
+        fell behind, reconnect."""
+        ...
+
+
 class LiveFeed(Protocol):
-    """Read-model changes fanned out to live subscribers (None = you fell behind: reconnect)."""
+    """Read-model changes fanned out to live subscribers, each to those of one projection (one
+    document of it, with `key`)."""
 
-    def subscribe(self) -> asyncio.Queue[DocChange | None]: ...
+    def subscribe(self, projection: str, key: str | None = None) -> LiveSubscription: ...
 
-    def unsubscribe(self, q: asyncio.Queue[DocChange | None]) -> None: ...
+    def unsubscribe(self, sub: LiveSubscription) -> None: ...
 
     @property
     def subscriber_count(self) -> int: ...

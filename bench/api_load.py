@@ -57,9 +57,10 @@ POST_JOBS = (
     THREADS
     + """
 local n = 0
+local run = os.getenv("FLP_BENCH_RUN") or ""
 function request()
   n = n + 1
-  local body = string.format('{"job_id": "b%d-%d", "name": "load", "rounds": 3, "min_clients": 1, "runtime": "external"}', tid, n)
+  local body = string.format('{"job_id": "b%s%d-%d", "name": "load", "rounds": 3, "min_clients": 1, "runtime": "external"}', run, tid, n)
   return wrk.format("POST", "/jobs", {["Content-Type"] = "application/json", ["Authorization"] = os.getenv("FLP_BENCH_AUTH")}, body)
 end
 """
@@ -141,6 +142,9 @@ def wrk(
     return result
 
 
+MARK = b'"updated_at":"'
+
+
 async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict[str, Any]:
     """N subscribers of the job board; for each new job's message, now - the event's recorded_at.
     They resume from the store's head (Last-Event-ID), as a reconnecting dashboard does, so the
@@ -151,21 +155,35 @@ async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict
         head = str((await probe.get("/health")).json()["head_position"])
 
     async def subscriber(client: httpx.AsyncClient, stop: float) -> None:
+        """Reads raw chunks and only looks for each new job's `"updated_at":"..."` (a document;
+        patches name it as a path): parsing every line and JSON document in Python made this
+        process, not the server, the bottleneck at a few thousand messages a second."""
         headers = {"Accept": "text/event-stream", "Last-Event-ID": head}
         async with client.stream("GET", "/live/jobs", headers=headers) as response:
             if response.status_code != 200:
                 refused.append(f"{response.status_code} {(await response.aread())[:200]!r}")
                 return
+            pending = b""
             live = False  # the replay of existing documents comes first; measure what follows
-            async for line in response.aiter_lines():
-                if line == "event: live":
-                    live = True
-                elif live and line.startswith("data: ") and '"updated_at"' in line:
-                    now = time.time()
-                    doc = json.loads(line[6:]).get("doc") or {}
-                    at = doc.get("updated_at")
-                    if at:
-                        lags.append(now - datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
+            async for chunk in response.aiter_raw():
+                now = time.time()
+                data = pending + chunk
+                end = data.rfind(b"\r\n\r\n")  # complete messages end here
+                if end < 0:
+                    pending = data
+                    continue
+                complete, pending = data[: end + 4], data[end + 4 :]
+                if not live:
+                    marker = complete.find(b"event: live")
+                    if marker < 0:
+                        continue
+                    live, complete = True, complete[marker:]
+                at = complete.find(MARK)
+                while at >= 0:
+                    start = at + len(MARK)
+                    stamp = complete[start : complete.index(b'"', start)].decode()
+                    lags.append(now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+                    at = complete.find(MARK, start)
                 if time.monotonic() > stop:
                     return
 
@@ -198,10 +216,11 @@ def sse_under_load(url: str, auth: str, args: argparse.Namespace, tmp: Path) -> 
     receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the subscribers connect
     load = wrk(url, POST_JOBS, tmp, threads=2, connections=args.connections, duration=args.duration,
-               env={"FLP_BENCH_AUTH": auth})  # fmt: skip
+               env={"FLP_BENCH_AUTH": auth, "FLP_BENCH_RUN": "live"})  # fmt: skip
     out, _ = receivers.communicate(timeout=args.duration + 60)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["commands_per_s_meanwhile"] = load["per_s"]
+    result["commands_refused_meanwhile"] = load["non_2xx_or_errors"]
     return result
 
 
@@ -252,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             paths: dict[str, dict[str, Any]] = {
                 "post_jobs": {
                     "anchor": wrk(anchor_url, POST_JOBS, tmp, **load, env=e),
-                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env=e),
+                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env={**e, "FLP_BENCH_RUN": "many"}),
                 },
                 "post_rounds": {"flp": wrk(flp_url, POST_ROUNDS, tmp, **load, env={**e, "FLP_BENCH_POOL": str(pool)})},
                 "get_jobs": {
@@ -269,7 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
             }
             one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
-            single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_AUTH": auth})
+            single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_RUN": "one"})
             lag = sse_under_load(flp_url, auth, args, tmp)
     anchor_post = paths["post_jobs"]["anchor"]["per_s"]
     ratios = {

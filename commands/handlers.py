@@ -76,9 +76,10 @@ class CommandHandler(Generic[C, S]):
     `execute` decides on the cached state when it has one, without asking the store for the
     stream's version first: the append carries the version the decision was made on, and the
     store refuses it if the stream moved (another process wrote), after which the handler
-    decides again on the stored state. A refusal or "nothing to do" on cached state is also
-    checked against the stored state before it is answered. `load` always catches up with the
-    store."""
+    decides again on the stored state. A stream missing from the cache is taken for a new one
+    (version 0, the initial state) on the first attempt, the same way. A refusal or "nothing to
+    do" on cached state is also checked against the stored state before it is answered. `load`
+    always catches up with the store."""
 
     def __init__(self, store: EventStore, aggregate: Aggregate[C, S], cache_size: int = 10_000) -> None:
         self.store = store
@@ -123,10 +124,15 @@ class CommandHandler(Generic[C, S]):
         one now sees "already exists", nothing to do, or a moved version)."""
         name = type(command).__name__
         stream = self.aggregate.stream_id(entity_id)
-        with tracing.tracer().start_as_current_span(
-            f"command {name}",
-            context=tracing.parent(ctx.traceparent if ctx is not None else None),
-            attributes={"flp.stream_id": stream, "flp.command": name},
+        recording = tracing.recording()
+        with (
+            tracing.tracer().start_as_current_span(
+                f"command {name}",
+                context=tracing.parent(ctx.traceparent if ctx is not None else None),
+                attributes={"flp.stream_id": stream, "flp.command": name},
+            )
+            if recording
+            else tracing.NO_SPAN
         ) as span:
             if expected_version is not None:
                 span.set_attribute("flp.expected_version", expected_version)
@@ -165,6 +171,12 @@ class CommandHandler(Generic[C, S]):
         verified = False  # decided on the store's current state (else on the cache's)
         for attempt in range(MAX_RETRIES):
             cached = None if verified else self._cache.get(stream)
+            if cached is None and not verified and attempt == 0:
+                # a stream this process has not seen is most likely new (POST /jobs): decide on
+                # the initial state at version 0 rather than read the stream's head first. The
+                # append's expected version 0 is checked by the store inside its write, so a
+                # stream that exists after all is refused and the next attempt loads it.
+                cached = (0, self.aggregate.initial)
             if cached is not None:
                 version, state = cached  # optimistic: the append's expected version catches a stale cache
             else:
@@ -208,8 +220,12 @@ class CommandHandler(Generic[C, S]):
     async def _append(
         self, stream: str, events: list[NewEvent], version: int, idempotency_key: str | None
     ) -> AppendResult:
-        with tracing.tracer().start_as_current_span(
-            "event_store.append", attributes={"flp.stream_id": stream, "flp.events": len(events)}
+        with (
+            tracing.tracer().start_as_current_span(
+                "event_store.append", attributes={"flp.stream_id": stream, "flp.events": len(events)}
+            )
+            if tracing.recording()
+            else tracing.NO_SPAN
         ) as span:
             started = time.perf_counter()
             result = await self.store.append(stream, events, version, idempotency_key)

@@ -151,7 +151,9 @@ class ProjectionRunner:
 
     def _span(self, name: str, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int) -> Any:
         """`projection.apply <name>` for a batch: a child of the first event's command span,
-        linked to the other commands' spans."""
+        linked to the other commands' spans (nothing to build while no span records)."""
+        if not tracing.recording():
+            return tracing.NO_SPAN
         todo = [r for r, _ in decoded if r.position > checkpoint]
         first = todo[0].metadata.get("traceparent") if todo else None
         return tracing.tracer().start_as_current_span(

@@ -75,8 +75,21 @@ def tracer() -> Tracer:
     return _tracer[1]
 
 
+_NON_RECORDING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+NO_SPAN = trace.INVALID_SPAN  # a span (and context manager) that records nothing and ends as a no-op
+
+
+def recording() -> bool:
+    """True when started spans would be recorded: an SDK provider is installed (by `configure()`,
+    or by a test). Hot paths skip starting spans otherwise: the API's no-op tracer still builds a
+    span, a context and a context manager per call (~8% of a command's time on the loop)."""
+    return not isinstance(trace.get_tracer_provider(), _NON_RECORDING)
+
+
 def current_traceparent() -> str | None:
-    """The W3C traceparent of the current span (None when nothing records)."""
+    """The W3C traceparent of the current span (None when there is none)."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None  # what the propagator would say, without asking it
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ClientsDep, ContextDep, IdempotencyKey, ProjectionsDep, ReadModelsDep
+from api.deps import CallDep, ReadModelsDep
 from api.errors import NotFound
 from api.responses import Json
 from api.routes.jobs import accepted
@@ -21,26 +21,20 @@ ClientId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Register a client device")
 async def register_client(
     body: c.RegisterClient,
-    clients: ClientsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    result = await clients.execute(body.client_id, body, ctx, idempotency_key=key)
-    return await accepted(projections, result, 201)
+    result = await call.platform.clients.execute(body.client_id, body, call.ctx, idempotency_key=call.key)
+    return await accepted(call.platform.projections, result, 201)
 
 
 @router.post("/{client_id}/leave", response_model=CommandAccepted, summary="A client leaves the fleet")
 async def leave_fleet(
     client_id: ClientId,
-    clients: ClientsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
+    call: CallDep,
     body: c.LeaveFleet | None = None,
-    key: IdempotencyKey = None,
 ) -> Json:
-    result = await clients.execute(client_id, body or c.LeaveFleet(), ctx, idempotency_key=key)
-    return await accepted(projections, result)
+    result = await call.platform.clients.execute(client_id, body or c.LeaveFleet(), call.ctx, idempotency_key=call.key)
+    return await accepted(call.platform.projections, result)
 
 
 @router.get("", response_model=ClientPage, response_model_exclude_unset=True, summary="The client fleet")

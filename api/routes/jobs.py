@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import ContextDep, IdempotencyKey, IfMatch, JobsDep, ProjectionsDep, ReadModelsDep, StoreDep
+from api.deps import Call, CallDep, CallIfMatchDep, JobsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
 from api.responses import Json
 from api.schemas import (
@@ -21,7 +21,7 @@ from api.schemas import (
     StartJobRequest,
     StateAt,
 )
-from commands.handlers import CommandContext, CommandHandler, CommandResult, new_id
+from commands.handlers import CommandHandler, CommandResult, new_id
 from domain import commands as c
 from domain.events import JobConfig, JobStatus
 from domain.training_job import JobState, stream_id
@@ -52,114 +52,85 @@ async def accepted(projections: ProjectionRunner, result: CommandResult, status:
 Jobs = CommandHandler[c.JobCommand, JobState]
 
 
-async def execute(
-    jobs: Jobs,
-    projections: ProjectionRunner,
-    job_id: str,
-    command: c.JobCommand,
-    ctx: CommandContext,
-    key: str | None,
-    if_match: int | None,
-    status: int = 200,
-) -> Json:
-    result = await jobs.execute(job_id, command, ctx, expected_version=if_match, idempotency_key=key)
-    return await accepted(projections, result, status)
+async def execute(call: Call, job_id: str, command: c.JobCommand, status: int = 200) -> Json:
+    jobs: Jobs = call.platform.jobs
+    result = await jobs.execute(job_id, command, call.ctx, expected_version=call.if_match, idempotency_key=call.key)
+    return await accepted(call.platform.projections, result, status)
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, summary="Start a training job")
-async def start_job(
-    body: StartJobRequest, jobs: JobsDep, projections: ProjectionsDep, ctx: ContextDep, key: IdempotencyKey = None
-) -> Json:
+async def start_job(body: StartJobRequest, call: CallDep) -> Json:
     job_id = body.job_id or new_id().replace("-", "")[:12]
-    config = JobConfig.model_validate(body.model_dump(exclude={"job_id"}))
-    return await execute(jobs, projections, job_id, c.StartJob(job_id=job_id, config=config), ctx, key, None, 201)
+    # Validated once, at the edge: StartJobRequest is a JobConfig with every one of its checks
+    # (and stricter ones) plus the value-space walk StartJob would repeat, and job_id is an
+    # EntityId (or a generated hex id). Building the config and the command again from those
+    # values would only validate them a second and third time.
+    config = JobConfig.model_construct(**{k: getattr(body, k) for k in JobConfig.model_fields})
+    return await execute(call, job_id, c.StartJob.model_construct(job_id=job_id, config=config), 201)
 
 
 @router.post("/{job_id}/cancel", response_model=CommandAccepted, summary="Cancel a job")
 async def cancel_job(
     job_id: JobId,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
+    call: CallIfMatchDep,
     body: ReasonRequest | None = None,
-    key: IdempotencyKey = None,
-    if_match: IfMatch = None,
 ) -> Json:
     reason = body.reason if body else "cancelled by request"
-    return await execute(jobs, projections, job_id, c.CancelJob(reason=reason), ctx, key, if_match)
+    return await execute(call, job_id, c.CancelJob(reason=reason))
 
 
 @router.post("/{job_id}/clients", response_model=CommandAccepted, summary="A client joins the job")
 async def join_job(
     job_id: JobId,
     body: JoinRequest,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, c.JoinJob(client_id=body.client_id), ctx, key, None)
+    return await execute(call, job_id, c.JoinJob(client_id=body.client_id))
 
 
 @router.post("/{job_id}/rounds/started", response_model=CommandAccepted, summary="A round began (sampled clients)")
 async def start_round(
     job_id: JobId,
     body: c.StartRound,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, body, ctx, key, None)
+    return await execute(call, job_id, body)
 
 
 @router.post("/{job_id}/rounds", response_model=CommandAccepted, summary="Record a round's results")
 async def record_round(
     job_id: JobId,
     body: c.RecordRoundResult,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
-    if_match: IfMatch = None,
+    call: CallIfMatchDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, body, ctx, key, if_match)
+    return await execute(call, job_id, body)
 
 
 @router.post("/{job_id}/start", response_model=CommandAccepted, summary="Mark the job's FL run as started")
 async def mark_started(
     job_id: JobId,
     body: c.MarkJobStarted,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, body, ctx, key, None)
+    return await execute(call, job_id, body)
 
 
 @router.post("/{job_id}/complete", response_model=CommandAccepted, summary="Complete the job")
 async def complete_job(
     job_id: JobId,
     body: c.CompleteJob,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, body, ctx, key, None)
+    return await execute(call, job_id, body)
 
 
 @router.post("/{job_id}/fail", response_model=CommandAccepted, summary="Fail the job")
 async def fail_job(
     job_id: JobId,
     body: c.FailJob,
-    jobs: JobsDep,
-    projections: ProjectionsDep,
-    ctx: ContextDep,
-    key: IdempotencyKey = None,
+    call: CallDep,
 ) -> Json:
-    return await execute(jobs, projections, job_id, body, ctx, key, None)
+    return await execute(call, job_id, body)
 
 
 @router.get("", response_model=JobPage, response_model_exclude_unset=True, summary="The job board")

@@ -5,7 +5,6 @@ as a JSON Patch against the version the client has."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -24,14 +23,20 @@ router = APIRouter(prefix="/live", tags=["live"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
 
 
-def _message(change: DocChange, whole: bool) -> ServerSentEvent:
-    """The whole document the first time a key is sent on this connection, then only what changed."""
+SEP = EventSourceResponse.DEFAULT_SEPARATOR
+CHUNK_BYTES = 64 * 1024  # a replay is sent in chunks of about this size
+
+
+def _message(change: DocChange, whole: bool) -> bytes:
+    """The whole document the first time a key is sent on this connection, then only what changed.
+    Encoded as ServerSentEvent would (orjson's output is one line, so one `data:` line)."""
     body: dict[str, Any] = {"key": change.key}
     if whole or change.patch is None:
         body["doc"] = change.doc
     else:
         body["patch"] = change.patch
-    return ServerSentEvent(data=orjson.dumps(body).decode(), event=change.projection, id=str(change.position))
+    data = orjson.dumps(body).decode()
+    return f"id: {change.position}{SEP}event: {change.projection}{SEP}data: {data}{SEP}{SEP}".encode()
 
 
 def _resume_from(header: str | None, query: int | None) -> int:
@@ -44,39 +49,53 @@ def _resume_from(header: str | None, query: int | None) -> int:
 
 async def _stream(
     request: Request, live: LiveFeed, read_models: ReadModelStore, projection: str, key: str | None, after: int
-) -> AsyncIterator[ServerSentEvent]:
-    queue = live.subscribe()
+) -> AsyncIterator[bytes | ServerSentEvent]:
+    """The messages of each batch of changes go out as one chunk: one send through the
+    middleware stack and one socket write per batch and subscriber, not per message."""
+    sub = live.subscribe(projection, key)
     try:
         sent = after
         known: set[str] = set()  # keys whose whole document this client was sent (or had at `after`)
+        chunk: list[bytes] = []
+        size = 0
         for missed in await read_models.changed_after(projection, after, key):
-            yield _message(missed, whole=True)
+            message = _message(missed, whole=True)
+            chunk.append(message)
+            size += len(message)
             known.add(missed.key)
             sent = max(sent, missed.position)
+            if size >= CHUNK_BYTES:
+                yield b"".join(chunk)
+                chunk, size = [], 0
+        if chunk:
+            yield b"".join(chunk)
         # caught up: what follows is live (a client may show "live", a test may start writing)
         yield ServerSentEvent(data=orjson.dumps({"position": sent}).decode(), event="live")
         while not await request.is_disconnected():
-            try:
-                change = await asyncio.wait_for(queue.get(), timeout=15.0)
-            except TimeoutError:
-                continue  # sse-starlette sends keep-alive pings on its own
-            if change is None:
+            changes = await sub.get()  # sse-starlette cancels this on disconnect and pings meanwhile
+            if changes is None:
                 return  # too slow: the client reconnects with Last-Event-ID
-            if change.projection != projection or (key is not None and change.key != key):
-                continue
-            if change.position <= sent:
-                continue
-            with tracing.tracer().start_as_current_span(
-                "sse.send",
-                context=tracing.context_from(change.traceparent),
-                attributes={"flp.projection": change.projection, "flp.position": change.position},
-            ):
-                message = _message(change, whole=after == 0 and change.key not in known)
-            yield message
-            known.add(change.key)
-            sent = change.position
+            chunk = []
+            recording = tracing.recording()
+            for change in changes:
+                if change.position <= sent:
+                    continue
+                whole = after == 0 and change.key not in known
+                if recording:
+                    with tracing.tracer().start_as_current_span(
+                        "sse.send",
+                        context=tracing.context_from(change.traceparent),
+                        attributes={"flp.projection": change.projection, "flp.position": change.position},
+                    ):
+                        chunk.append(_message(change, whole))
+                else:
+                    chunk.append(_message(change, whole))
+                known.add(change.key)
+                sent = change.position
+            if chunk:
+                yield b"".join(chunk)
     finally:
-        live.unsubscribe(queue)
+        live.unsubscribe(sub)
 
 
 @router.get("/jobs", summary="Job board changes as they happen (SSE)")

@@ -7,7 +7,6 @@ projection change (`DocChange`) that the live hub fans out, as htmx out-of-band 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
@@ -33,7 +32,7 @@ from domain import commands as c
 from domain.errors import DomainError
 from domain.events import JobConfig
 from persistence.ports import ConcurrencyError
-from projections.ports import Doc, DocChange, ReadModelStore
+from projections.ports import Doc, ReadModelStore
 from projections.runner import ProjectionRunner
 
 router = APIRouter(include_in_schema=False)
@@ -314,7 +313,7 @@ async def _fragments(
     """Each change of `projection` (one key, or all) after `after`, as an HTML fragment of
     out-of-band swaps; `event: live` once caught up. The id is the change's position, so a
     reconnecting browser resumes with Last-Event-ID and misses nothing."""
-    queue = live.subscribe()
+    sub = live.subscribe(projection, key)
     try:
         sent = after
         for missed in await rm.changed_after(projection, after, key):
@@ -323,20 +322,16 @@ async def _fragments(
             sent = max(sent, missed.position)
         yield ServerSentEvent(data=orjson.dumps({"position": sent}).decode(), event="live", id=str(sent))
         while not await request.is_disconnected():
-            try:
-                change: DocChange | None = await asyncio.wait_for(queue.get(), timeout=15.0)
-            except TimeoutError:
-                continue
-            if change is None:
+            changes = await sub.get()  # sse-starlette cancels this on disconnect and pings meanwhile
+            if changes is None:
                 return  # too slow: the browser reconnects with Last-Event-ID
-            if change.projection != projection or (key is not None and change.key != key):
-                continue
-            if change.position <= sent or change.doc is None:
-                continue
-            yield ServerSentEvent(data=draw(change.doc), event="change", id=str(change.position))
-            sent = change.position
+            for change in changes:
+                if change.position <= sent or change.doc is None:
+                    continue
+                yield ServerSentEvent(data=draw(change.doc), event="change", id=str(change.position))
+                sent = change.position
     finally:
-        live.unsubscribe(queue)
+        live.unsubscribe(sub)
 
 
 @router.get("/ui/live/board")

@@ -137,3 +137,20 @@ async def test_the_detail_document_keeps_a_bounded_timeline(api: httpx.AsyncClie
     assert len(detail["timeline"]) == TIMELINE < detail["version"]
     assert detail["timeline"][-1]["version"] == detail["version"]  # the newest events
     assert len(detail["rounds"]) == 39  # per-round results stay complete
+
+
+async def test_the_stored_config_is_the_validated_body(api: httpx.AsyncClient) -> None:
+    """POST /jobs validates the body once and builds the command from it without validating
+    again: what is stored must be what validating the config on its own gives."""
+    from domain.events import JobConfig
+
+    hyper = {"lr": 0.1, "epochs": 2, "optimizer": "sgd", "nesterov": True, "big": 2**40}
+    body = job_body(job_id="cfg", num_clients=5, min_clients=2, seed=7, hyperparameters=hyper)
+    r = await api.post("/jobs", json=body)
+    assert r.status_code == 201, r.text
+    stored = r.json()["events"][0]["data"]["config"]
+    expected = JobConfig.model_validate({k: v for k, v in body.items() if k != "job_id"}).model_dump(mode="json")
+    assert stored == expected
+    assert [type(stored["hyperparameters"][k]) for k in hyper] == [float, int, str, bool, int]
+    refused = await api.post("/jobs", json={**body, "job_id": "cfg2", "min_clients": 9})  # > num_clients
+    assert refused.status_code == 422 and "min_clients" in refused.json()["detail"]
