@@ -1,10 +1,12 @@
 """FL overhead benchmark: the demo job as bare Flower vs through the platform, same engine.
 
-    python bench/fl_overhead.py [--mode simulation|deployment] [--rounds 5] [--clients 3]
+    python bench/fl_overhead.py [--mode simulation|deployment|both] [--rounds 5] [--clients 3]
 
 Starts the platform (API + Flower engine) on a temporary data dir, then runs the same job twice
 on its SuperLink: once bare (`flwr run` of flp's Flower app, timed until the run is finished),
-once through the platform (`POST /jobs` until `JobCompleted`). Prints one JSON line.
+once through the platform (`POST /jobs` until `JobCompleted`), with the seconds each round took
+(`RoundCompleted.duration_s`). `--mode both` measures the simulation and the deployment engine
+one after the other in the same run. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -69,7 +71,15 @@ async def through_platform(http: httpx.AsyncClient, job: dict[str, Any]) -> dict
             break
         await asyncio.sleep(0.1)
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "status": doc["status"], "job_id": job_id, "metrics": doc.get("final_metrics", {})}
+    history = (await http.get(f"/jobs/{job_id}/events")).json()["items"]
+    round_s = [float(e["data"]["duration_s"]) for e in history if e["type"] == "RoundCompleted"]
+    return {
+        "wall_s": wall,
+        "status": doc["status"],
+        "job_id": job_id,
+        "metrics": doc.get("final_metrics", {}),
+        "round_s": round_s,
+    }
 
 
 async def settle(runtime: FlowerRuntime, idle: set[int], timeout_s: float = 30.0) -> None:
@@ -83,18 +93,11 @@ async def settle(runtime: FlowerRuntime, idle: set[int], timeout_s: float = 30.0
     await asyncio.sleep(1.0)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=["simulation", "deployment"], default="simulation")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs; the best of each side is reported")
-    args = parser.parse_args()
+async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flp-bench-") as tmp:
         settings = Settings(
             data_dir=Path(tmp),
-            flower_mode=args.mode,
+            flower_mode=mode,
             flower_supernodes=args.clients,
             api_port=0,
         )
@@ -125,19 +128,41 @@ async def main() -> None:
                     await settle(runtime, idle)
             bare = min(bares, key=lambda r: float(r["wall_s"]))
             platform = min(platforms, key=lambda r: float(r["wall_s"]))
-    result = {
-        "bench": "fl_overhead",
-        "engine": args.mode,
-        "rounds": args.rounds,
-        "clients": args.clients,
-        "repeat": args.repeat,
+    rounds = sorted(platform["round_s"])
+    return {
+        "engine": mode,
         "bare_flwr_run_s": round(bare["wall_s"], 3),
         "platform_s": round(platform["wall_s"], 3),
         "ratio": round(platform["wall_s"] / bare["wall_s"], 3),
+        "round_s_median": round(rounds[len(rounds) // 2], 3) if rounds else None,
+        "round_s": [round(r, 3) for r in platform["round_s"]],
         "bare_status": bare["status"],
         "platform_status": platform["status"],
         "central_acc": platform["metrics"].get("central_acc"),
     }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["simulation", "deployment", "both"], default="simulation")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs; the best of each side is reported")
+    args = parser.parse_args()
+    modes = ["simulation", "deployment"] if args.mode == "both" else [args.mode]
+    result: dict[str, Any] = {
+        "bench": "fl_overhead",
+        "rounds": args.rounds,
+        "clients": args.clients,
+        "repeat": args.repeat,
+    }
+    runs = [await measure(mode, args) for mode in modes]
+    if len(runs) == 1:
+        result.update(runs[0])
+    else:
+        result["engines"] = {r["engine"]: r for r in runs}
+        result["deployment_vs_simulation_job"] = round(runs[1]["platform_s"] / runs[0]["platform_s"], 3)
     print(json.dumps(result))
 
 
