@@ -33,6 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -211,6 +212,18 @@ def _wait_for_wake(sock: socket.socket | None, timeout_s: float) -> None:
                 sock.recv(16, socket.MSG_DONTWAIT)
 
 
+def wait_for_listener(address: str, poll_s: float = 0.1) -> None:
+    """Until the SuperNode's Runtime API accepts connections (it may start after the executor;
+    Flower's client would otherwise back off for many seconds on its first refusals)."""
+    host, _, port = address.rpartition(":")
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(poll_s)
+
+
 def run_executor(
     runtime_api_address: str, insecure: bool, root_certificates: str | None, wake_name: str | None = None
 ) -> None:
@@ -224,7 +237,8 @@ def run_executor(
     shorten_object_pull_backoff()  # for the forked ClientApps
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
     log.info("ClientApp executor for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
-    certificates = open(root_certificates, "rb").read() if root_certificates else None  # noqa: SIM115
+    certificates = Path(root_certificates).read_bytes() if root_certificates else None
+    wait_for_listener(runtime_api_address)
     client = RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=insecure,

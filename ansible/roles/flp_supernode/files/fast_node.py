@@ -1,0 +1,1 @@
+../../../../fl_runtime/fast_node.py
