@@ -280,12 +280,24 @@ class FlowerEngine:
         self.processes.clear()
         self.control_address = ""  # start() may run again (the runtime lease came back)
         if started:  # (a replica that never ran the engine must not touch the owner's list)
-            with contextlib.suppress(OSError):
-                self._owners_file.unlink()
+            self._forget_owners()
 
     @property
     def _owners_file(self) -> Path:
         return self.root / "owners.json"
+
+    def _forget_owners(self) -> None:
+        """Remove the owners file only while it lists this engine's processes: a replica that lost
+        the runtime lease late stops its engine after another replica's has started and written
+        the file, and removing that one would leave the new owner's processes unfindable (killed
+        outright, they would outlive it)."""
+        try:
+            listed = json.loads(self._owners_file.read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(listed, list) and set(map(str, listed)) <= set(self.owners):
+            with contextlib.suppress(OSError):
+                self._owners_file.unlink()
 
     def _remember_owners(self) -> None:
         self._owners_file.write_text(json.dumps([p.owner for p in self.processes]))
