@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +18,24 @@ import pytest_asyncio
 
 from config.ports import free_port
 from config.settings import Settings
+from fl_runtime.processes import ManagedProcess
 from fl_runtime.service import FlowerRuntime
 from flp.server import RunningServer, running_server
 from tests.auth.helpers import admin_headers
 
 TERMINAL = {"completed", "failed", "cancelled"}
+
+
+async def kill_and_await_restart(proc: ManagedProcess, timeout_s: float = 30.0) -> None:
+    """SIGKILL an owned Flower process and wait until the engine's health check restarted it."""
+    old_pid = proc.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    for _ in range(int(timeout_s / 0.2)):
+        if proc.running() and proc.pid != old_pid:
+            break
+        await asyncio.sleep(0.2)
+    assert proc.running() and proc.pid != old_pid
 
 
 @dataclass

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 from pathlib import Path
 
-from tests.fl_runtime.conftest import serve_platform
+from tests.fl_runtime.conftest import kill_and_await_restart, serve_platform
 
 
 async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -> None:
@@ -30,14 +27,7 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
         # health check: a SuperNode or its ClientApp executor that dies is started again, and the
         # next job runs on them
         for node in (engine.processes[3], engine.processes[4]):
-            old_pid = node.pid
-            assert old_pid is not None
-            os.kill(old_pid, signal.SIGKILL)
-            for _ in range(100):
-                if node.running() and node.pid != old_pid:
-                    break
-                await asyncio.sleep(0.2)
-            assert node.running() and node.pid != old_pid
+            await kill_and_await_restart(node, timeout_s=20)
         job_id = await platform.start_job(rounds=2, num_clients=2, min_clients=2)
         detail = await platform.wait_terminal(job_id, timeout_s=150)
         assert detail["status"] == "completed"

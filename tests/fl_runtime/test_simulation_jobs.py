@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
-import signal
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from domain.events import JobCompleted, JobConfig
 from fl_runtime.jobs import run_flower_job
 from fl_runtime.processes import owned_pids
 from fl_runtime.run_config import run_config_for
-from tests.fl_runtime.conftest import Platform
+from tests.fl_runtime.conftest import Platform, kill_and_await_restart
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -233,14 +231,8 @@ async def test_a_run_submitted_before_a_crash_is_adopted_not_duplicated(sim_plat
 async def test_a_superlink_that_dies_is_restarted_and_jobs_run_again(sim_platform: Platform) -> None:
     engine = sim_platform.runtime.engine
     superlink = engine.processes[0]
-    old_pid = superlink.pid
-    assert superlink.name == "superlink" and old_pid is not None
-    os.kill(old_pid, signal.SIGKILL)
-    for _ in range(150):
-        if superlink.running() and superlink.pid != old_pid:
-            break
-        await asyncio.sleep(0.2)
-    assert superlink.running() and superlink.pid != old_pid
+    assert superlink.name == "superlink"
+    await kill_and_await_restart(superlink, timeout_s=30)
 
     # and a job runs again; started in-process with the helper the CLI/demo can use
     container = sim_platform.server.container
