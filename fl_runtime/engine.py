@@ -159,7 +159,9 @@ class FlowerEngine:
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - how we reach it ourselves
         port = self.config.port or free_port(local)
         argv = [
-            "flower-superlink",
+            sys.executable,
+            "-m",
+            "fl_runtime.fast_link",  # Flower's own SuperLink, its middlewares scoped to their API
             *self._security_args(),
             "--isolation",
             "subprocess",

@@ -1,0 +1,93 @@
+"""Flower's SuperLink with each of its HTTP middlewares run only on the API it belongs to.
+
+    python -m fl_runtime.fast_link <flower-superlink arguments>
+
+Why this is written by hand: flwr 1.42's SuperLink wraps every request (Fleet, Runtime and
+Control API alike) in eight `BaseHTTPMiddleware` layers, and each layer costs an anyio task group
+and two memory streams per request even when its `dispatch` only passes the request on. Six of
+them act on one API alone and pass everything else through unchanged, by their own first line:
+the four Control ones on paths under `/v1/control/`, node authentication and the Fleet event log
+on paths under `/v1/fleet/`. Profiled in a deployment-mode job here, the SuperLink was the
+busiest process (~2 CPU-seconds a round) and that time went to the middleware stack, not to the
+handlers. `PathScoped` gives each such middleware only the requests it would act on and hands the
+others straight to the next layer, so which middleware sees a request it acts on, and in which
+order, is exactly Flower's; the error translator and the protobuf translation still see every
+request. Tied to flwr 1.42 (pinned), as `control.py` and `fast_node.py` are.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+CONTROL_PREFIX = "/v1/control/"
+FLEET_PREFIX = "/v1/fleet/"
+
+
+class PathScoped:
+    """Pure ASGI: run `middleware` for HTTP requests under `prefix`, skip it for all others."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, middleware: Middleware) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.scoped: ASGIApp = middleware.cls(app, *middleware.args, **middleware.kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+        else:
+            await self.scoped(scope, receive, send)
+
+
+def scoped_middleware(stack: Sequence[Middleware], prefixes: dict[type, str]) -> list[Middleware]:
+    """`stack` in the same order, each middleware whose class is in `prefixes` scoped to its path."""
+    out = []
+    for layer in stack:
+        prefix = prefixes.get(layer.cls)  # type: ignore[call-overload]
+        out.append(layer if prefix is None else Middleware(PathScoped, prefix=prefix, middleware=layer))
+    return out
+
+
+def flower_prefixes() -> dict[type, str]:
+    """Flower 1.42's single-API middlewares and the path each one passes everything else by."""
+    from flwr.superlink.routers.control.middlewares import (
+        ControlAuthenticationMiddleware,
+        ControlEventLogMiddleware,
+        ControlLicenseMiddleware,
+        ControlSensitiveResponseMiddleware,
+    )
+    from flwr.superlink.routers.fleet.middlewares import FleetEventLogMiddleware
+    from flwr.superlink.routers.fleet.node_auth import NodeAuthMiddleware
+
+    control: list[type] = [
+        ControlSensitiveResponseMiddleware,
+        ControlAuthenticationMiddleware,
+        ControlLicenseMiddleware,
+        ControlEventLogMiddleware,
+    ]
+    fleet: list[type] = [NodeAuthMiddleware, FleetEventLogMiddleware]
+    return {**dict.fromkeys(control, CONTROL_PREFIX), **dict.fromkeys(fleet, FLEET_PREFIX)}
+
+
+def install_scoped_middleware(main_module: Any) -> None:
+    """Make `flwr.superlink.main.create_app` (passed in, for tests) build the scoped stack."""
+    flower_stack = main_module._get_middleware
+    prefixes = flower_prefixes()
+    main_module._get_middleware = lambda: scoped_middleware(flower_stack(), prefixes)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from flwr.superlink import main as superlink_main
+    from flwr.superlink.cli.flower_superlink import flower_superlink
+
+    install_scoped_middleware(superlink_main)
+    sys.argv = ["flower-superlink", *(sys.argv[1:] if argv is None else argv)]
+    flower_superlink()
+
+
+if __name__ == "__main__":
+    main()
