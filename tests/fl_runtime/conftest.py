@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +111,15 @@ async def sim_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     """One platform on the simulation engine, shared by the module's tests."""
     async with serve_platform(tmp_path_factory.mktemp("flp-sim"), "simulation") as platform:
         yield platform
+
+
+@pytest.fixture
+def flower_pull_defaults() -> Iterator[None]:
+    """Flower's object-pull backoff as pinned, restored after a test that shortens it in-process."""
+    from flwr.supercore.inflatable import inflatable_utils
+
+    pulls = (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
+    saved = [dict(fn.__kwdefaults__ or {}) for fn in pulls]
+    yield
+    for fn, defaults in zip(pulls, saved, strict=True):
+        fn.__kwdefaults__ = defaults

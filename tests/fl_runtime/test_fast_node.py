@@ -93,19 +93,6 @@ def test_the_executor_falls_back_to_polling_when_nothing_wakes_it() -> None:
         sock.close()
 
 
-@pytest.fixture
-def flower_pull_defaults() -> Iterator[None]:
-    saved = [
-        dict(fn.__kwdefaults__ or {})
-        for fn in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
-    ]
-    yield
-    for fn, defaults in zip(
-        (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree), saved, strict=True
-    ):
-        fn.__kwdefaults__ = defaults
-
-
 @pytest.mark.usefixtures("flower_pull_defaults")
 @pytest.mark.parametrize("shorten", [fast_node.shorten_object_pull_backoff, prompt_grid.shorten_object_pull_backoff])
 def test_object_pulls_retry_promptly(shorten: Any) -> None:
@@ -118,7 +105,9 @@ def test_object_pulls_retry_promptly(shorten: Any) -> None:
 
 
 def _reply_to(message_id: str) -> Message:
-    return SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=message_id))  # type: ignore[return-value]
+    return SimpleNamespace(  # type: ignore[return-value]
+        metadata=SimpleNamespace(reply_to_message_id=message_id), has_content=lambda: False
+    )
 
 
 class ScriptedGrid:
@@ -143,6 +132,7 @@ class ScriptedGrid:
         return [1, 2]
 
 
+@pytest.mark.usefixtures("flower_pull_defaults")
 def test_the_prompt_grid_collects_replies_as_they_come_and_keeps_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     real_sleep = time.sleep

@@ -11,6 +11,7 @@ from flwr.clientapp import ClientApp
 from flp_flower.data import client_data
 from flp_flower.model import Mlp, evaluate, train_epochs
 from flp_flower.settings import RunSettings, partition_of
+from flp_flower.wire import pack, unpack
 
 torch.set_num_threads(1)
 
@@ -25,7 +26,7 @@ class InjectedClientFailure(RuntimeError):
 
 def _model_from(msg: Message) -> Mlp:
     model = Mlp()
-    arrays = msg.content["arrays"]
+    arrays = unpack(msg.content)["arrays"]  # packed on the wire (flp_flower.wire)
     assert isinstance(arrays, ArrayRecord)
     model.load_state_dict(arrays.to_torch_state_dict())
     return model
@@ -56,7 +57,7 @@ def train(msg: Message, context: Context) -> Message:
     )
     metrics = MetricRecord({"train_loss": loss, "num-examples": len(train_set.y), PARTITION_KEY: pid})
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics})
-    return Message(content=content, reply_to=msg)
+    return Message(content=pack(content), reply_to=msg)
 
 
 @app.evaluate()

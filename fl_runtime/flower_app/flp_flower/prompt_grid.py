@@ -1,10 +1,11 @@
-"""A Grid that collects replies as they arrive instead of every 3 s.
+"""A Grid that collects replies as they arrive instead of every 3 s, and packs models on the wire.
 
 Flower 1.42's deployment Grid (`HttpGrid.send_and_receive`) pulls replies from the SuperLink, then
 sleeps a fixed 3 s before trying again, so every train and evaluate exchange of a round waits up to
 3 s after the last reply came in. This wrapper delegates everything to Flower's Grid and only
 replaces that wait with a short poll backing off from 10 ms to 250 ms (same timeout semantics:
-whatever replied by the deadline is returned).
+whatever replied by the deadline is returned). It is also the ServerApp's edge of the wire format
+(`flp_flower.wire`): what it pushes has its ArrayRecords packed, what it pulls has them unpacked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from flwr.app import Message, RecordDict
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
+
+from flp_flower.wire import pack, unpack
 
 OBJECT_PULL_BACKOFF = {"initial_backoff": 0.01, "backoff_cap": 0.25, "max_tries_per_object": 2000}
 FIRST_POLL_S = 0.01
@@ -59,10 +62,14 @@ class PromptGrid(Grid):
         return self.inner.get_nodes()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.inner.push_messages(messages)
+        return self.inner.push_messages([_packed(m) for m in messages])
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.inner.pull_messages(message_ids)
+        replies = list(self.inner.pull_messages(message_ids))
+        for reply in replies:
+            if reply.has_content():
+                reply.content = unpack(reply.content)
+        return replies
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         pending = set(self.push_messages(messages))
@@ -84,3 +91,17 @@ class PromptGrid(Grid):
                 time.sleep(poll)
             poll = min(poll * GROWTH, MAX_POLL_S)
         return replies
+
+
+def _packed(msg: Message) -> Message:
+    """A copy of `msg` with its models packed (the caller's message is left untouched)."""
+    if not msg.has_content() or not msg.content.array_records:
+        return msg
+    meta = msg.metadata
+    return Message(
+        content=pack(msg.content),
+        dst_node_id=meta.dst_node_id,
+        message_type=meta.message_type,
+        ttl=meta.ttl,
+        group_id=meta.group_id,
+    )
