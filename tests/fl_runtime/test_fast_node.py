@@ -155,3 +155,15 @@ def test_the_prompt_grid_collects_replies_as_they_come_and_keeps_the_timeout(mon
     replies = list(late.send_and_receive([], timeout=0.5))
     assert [r.metadata.reply_to_message_id for r in replies] == ["a"]  # whatever came by the deadline
     assert time.monotonic() - started >= 0.5 and max(slept) <= prompt_grid.MAX_POLL_S
+
+
+def test_the_executor_takes_scikit_learns_first_input_check_once_for_all_its_clientapps() -> None:
+    import narwhals.plugins
+    from sklearn import model_selection
+
+    narwhals.plugins._discover_entrypoints.cache_clear()
+    fast_node._warm_sklearn(model_selection)
+    assert narwhals.plugins._discover_entrypoints.cache_info().currsize == 1  # what a forked child inherits
+    assert (
+        "sklearn.model_selection" in fast_node.PRELOAD and "flwr.supernode.runtime.run_clientapp" in fast_node.PRELOAD
+    )
