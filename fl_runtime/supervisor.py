@@ -288,7 +288,9 @@ class JobSupervisor:
                 continue
             job_runs = by_job.get(job_id, [])
             lost = [r.run_id for r in job_runs if r.run_id in self.engine.lost_runs]
-            if lost and state.status in ("pending", "running") and not all_rounds_recorded(state):
+            # pending: its run was lost before JobStarted was recorded, so nothing of it reached
+            # the log; `_ensure_run` (below) runs the job afresh and adopts no lost run
+            if lost and state.status == "running" and not all_rounds_recorded(state):
                 reason = f"the flp process running Flower run {lost[0]} stopped (restart or failover); the run was lost"
                 await self._finish(job_id, c.FailJob(reason=reason))
             elif state.status == "cancelled":
@@ -312,7 +314,10 @@ class JobSupervisor:
             config = state.config
             if runs is None:
                 runs = await asyncio.to_thread(self.control.list_runs)
-            existing = sorted((r for r in runs.values() if r.job_id == job_id), key=lambda r: r.finished)
+            existing = sorted(
+                (r for r in runs.values() if r.job_id == job_id and r.run_id not in self.engine.lost_runs),
+                key=lambda r: r.finished,
+            )
             failure: str | None = None
             provenance: JobProvenance | None = None
             if existing:

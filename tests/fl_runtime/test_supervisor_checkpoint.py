@@ -243,6 +243,26 @@ async def test_a_restart_reads_only_what_follows_the_checkpoint_and_reconciles_e
     assert link.submitted == submitted
 
 
+async def test_a_run_lost_before_its_job_started_is_replaced_once_and_the_job_runs(rig: Rig) -> None:
+    """A replica submitted the run, then died (its SuperLink with it) before MarkJobStarted was
+    recorded: nothing of that run reached the log, so the next owner runs the job afresh instead
+    of failing a job that never started, and adopts nothing of the lost run."""
+    await rig.create("h")
+    lost_run = rig.link.start_run({"job-id": "h"})
+    rig.engine.lost_runs.add(lost_run)
+    rig.link.runs[lost_run] = replace(rig.link.runs[lost_run], status="finished:stopped")
+    async with rig.supervisor():
+        await until(lambda: truthy(len(rig.link.runs_of("h")) == 2))
+
+        async def started() -> bool:
+            return (await rig.state("h")).status == "running"
+
+        await until(started)
+        h = await rig.state("h")
+        assert h.status == "running" and h.run_id not in (None, lost_run)
+    assert rig.link.submitted.count("h") == 2  # the lost one and its one replacement
+
+
 async def test_a_checkpoint_without_its_document_is_not_trusted(rig: Rig) -> None:
     """A checkpoint from before the open-jobs document (or one moved by someone else) cannot say
     which jobs are open: the supervisor scans from 0, then writes both together."""
