@@ -95,11 +95,12 @@ class PromptGrid(Grid):
 
 def _packed(msg: Message) -> Message:
     """A copy of `msg` with its models packed (the caller's message is left untouched)."""
-    if not msg.has_content() or not msg.content.array_records:
+    content = pack(msg.content) if msg.has_content() else None
+    if content is None or content is msg.content:  # nothing to pack
         return msg
     meta = msg.metadata
     return Message(
-        content=pack(msg.content),
+        content=content,
         dst_node_id=meta.dst_node_id,
         message_type=meta.message_type,
         ttl=meta.ttl,
