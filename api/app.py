@@ -13,6 +13,7 @@ from api.deps import document_headers
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
+from api.route_table import add_routes
 from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live, proof
 from api.web import routes as web
 from telemetry import tracing
@@ -59,6 +60,6 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         proof.router,
     ):
         document_headers(router)  # the headers the command dependencies read themselves, in OpenAPI
-        app.include_router(router)
+        add_routes(app, router)
     web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
     return app

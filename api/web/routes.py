@@ -24,6 +24,7 @@ from api.auth.session import SESSION_COOKIE, SESSION_TTL_SECONDS, LoginRequired,
 from api.deps import AuditDep, ContextDep, JobsDep, LiveDep, ProjectionsDep, ReadModelsDep, auth_dep
 from api.errors import NotFound, problem
 from api.ports import LiveFeed
+from api.route_table import add_routes
 from api.routes.jobs import JobId
 from api.schemas import StartJobRequest
 from api.web.views import HERE, render
@@ -392,4 +393,4 @@ def install(app: FastAPI) -> None:
             return RedirectResponse("/ui/login", status_code=303)
         return problem(401, "Unauthorized", str(exc.detail))
 
-    app.include_router(router)
+    add_routes(app, router)
