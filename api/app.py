@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from api.auth.guard import authorize
+from api.auth.guard import GuardedRoute
 from api.auth.hardening import install_hardening
 from api.deps import document_headers
 from api.errors import install_error_handlers
@@ -37,7 +37,6 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         version="0.1.0",
         summary="Event-sourced federated learning platform: commands, queries, history and live push.",
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],  # every route: token, role rule, rate limit (api/auth/rules.py)
     )
     app.state.platform = container
     install_error_handlers(app)
@@ -60,6 +59,6 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         proof.router,
     ):
         document_headers(router)  # the headers the command dependencies read themselves, in OpenAPI
-        add_routes(app, router)
+        add_routes(app, router, GuardedRoute)  # every route: token, role rule, rate limit (api/auth/rules.py)
     web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
     return app

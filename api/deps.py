@@ -1,6 +1,8 @@
 """FastAPI dependencies: each part of the platform a route uses, and the caller's command context.
 Every dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
-thread hop per request for what is an attribute lookup."""
+thread hop per request for what is an attribute lookup. Each part takes the platform from the
+request itself rather than from `PlatformDep`: a dependency of a dependency is one more level
+FastAPI solves (its path, query, header and cookie parameters) on every request."""
 
 from __future__ import annotations
 
@@ -161,40 +163,40 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
 PlatformDep = Annotated[Platform, Depends(platform_dep)]
 
 
-async def _store(p: PlatformDep) -> EventStore:
-    return p.store
+async def _store(request: Request) -> EventStore:
+    return get_platform(request).store
 
 
-async def _read_models(p: PlatformDep) -> ReadModelStore:
-    return p.read_models
+async def _read_models(request: Request) -> ReadModelStore:
+    return get_platform(request).read_models
 
 
-async def _jobs(p: PlatformDep) -> CommandHandler[JobCommand, JobState]:
-    return p.jobs
+async def _jobs(request: Request) -> CommandHandler[JobCommand, JobState]:
+    return get_platform(request).jobs
 
 
-async def _clients(p: PlatformDep) -> CommandHandler[ClientCommand, ClientState]:
-    return p.clients
+async def _clients(request: Request) -> CommandHandler[ClientCommand, ClientState]:
+    return get_platform(request).clients
 
 
-async def _fleet(p: PlatformDep) -> CommandHandler[FleetCommand, FleetState]:
-    return p.fleet
+async def _fleet(request: Request) -> CommandHandler[FleetCommand, FleetState]:
+    return get_platform(request).fleet
 
 
-async def _projections(p: PlatformDep) -> ProjectionRunner:
-    return p.projections
+async def _projections(request: Request) -> ProjectionRunner:
+    return get_platform(request).projections
 
 
-async def _live(p: PlatformDep) -> LiveFeed:
-    return p.live
+async def _live(request: Request) -> LiveFeed:
+    return get_platform(request).live
 
 
-async def _audit(p: PlatformDep) -> AuditTrail:
-    return p.audit
+async def _audit(request: Request) -> AuditTrail:
+    return get_platform(request).audit
 
 
-async def _artifacts(p: PlatformDep) -> ArtifactStore:
-    return p.artifacts
+async def _artifacts(request: Request) -> ArtifactStore:
+    return get_platform(request).artifacts
 
 
 def get_auth(request: Request) -> AuthService:

@@ -17,9 +17,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 
-def add_routes(app: FastAPI, router: APIRouter) -> None:
+def add_routes(app: FastAPI, router: APIRouter, route_class: type[APIRoute] = APIRoute) -> None:
     """Register every route of `router` (its prefix, tags and dependencies already in each route)
-    on `app`'s own router, so the app's dependencies (the `authorize` guard) run first."""
+    on `app`'s own router as `route_class` (the app's own dependencies run first)."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             raise TypeError(f"{route!r}: only API routes can be added to the app's table")
@@ -46,7 +46,7 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
             include_in_schema=route.include_in_schema,
             response_class=route.response_class,
             name=route.name,
-            route_class_override=type(route),
+            route_class_override=route_class,
             callbacks=list(route.callbacks or []),
             openapi_extra=route.openapi_extra,
             generate_unique_id_function=route.generate_unique_id_function,

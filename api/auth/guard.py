@@ -1,4 +1,4 @@
-"""The app-wide dependency that authenticates the caller and applies the route's rule.
+"""The guard every route runs first: it authenticates the caller and applies the route's rule.
 
 It runs after routing, so it knows the route's path template and path parameters (a runtime
 token's job binding is checked against `{job_id}`). Order: rule lookup (no rule: 403 for all),
@@ -10,8 +10,11 @@ public routes (rate limited by client address), bearer token (401), per-principa
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
+from fastapi.routing import APIRoute
 
 from api.auth.principal import ANONYMOUS_ADMIN, Principal
 from api.auth.rules import Rule, rule_for
@@ -102,3 +105,19 @@ async def authorize(request: Request) -> None:
     if not rule.allows(principal, {k: str(v) for k, v in request.path_params.items()}):
         raise HTTPException(403, "your role does not allow this")
     request.state.principal = principal
+
+
+class GuardedRoute(APIRoute):
+    """An API route whose handler runs `authorize` before anything else of the request (its
+    dependencies, its body). A route class rather than an app-wide `Depends(authorize)`: FastAPI
+    solves each dependency's path, query, header and cookie parameters on every request, and
+    for the guard, which only needs the request, that was a tenth of a GET's time."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            await authorize(request)
+            return await handler(request)
+
+        return guarded

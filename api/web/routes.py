@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.auth.guard import GuardedRoute
 from api.auth.principal import ANONYMOUS_ADMIN, Principal, Role
 from api.auth.session import SESSION_COOKIE, SESSION_TTL_SECONDS, LoginRequired, csrf_token
 from api.deps import AuditDep, ContextDep, JobsDep, LiveDep, ProjectionsDep, ReadModelsDep, auth_dep
@@ -393,4 +394,4 @@ def install(app: FastAPI) -> None:
             return RedirectResponse("/ui/login", status_code=303)
         return problem(401, "Unauthorized", str(exc.detail))
 
-    add_routes(app, router)
+    add_routes(app, router, GuardedRoute)

@@ -1,5 +1,6 @@
 """api/route_table.py: routes put on the app itself behave and document as FastAPI's
-include_router made them, and the platform's app has no lazily matched router branch left."""
+include_router made them; the platform's app has no lazily matched router branch left, and
+every route is guarded (api/auth/guard.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.routing import Route
 
 from api.app import create_app
+from api.auth.guard import GuardedRoute
 from api.route_table import add_routes
 from flp.wiring import Container
 
@@ -80,6 +83,14 @@ def test_the_platform_app_matches_every_route_on_its_own_table(container: Contai
     app = create_app(container, manage_lifespan=False)
     routes = [r for r in app.router.routes if isinstance(r, APIRoute)]
     assert len(routes) > 50
-    assert all(type(r).__name__ in {"APIRoute", "Route"} for r in app.router.routes), "an included router branch"
-    guard = app.router.dependencies[0].dependency
-    assert all(r.dependant.dependencies[0].call is guard for r in routes), "a route without the authorize guard"
+    assert all(isinstance(r, APIRoute | Route) for r in app.router.routes), "an included router branch"
+    assert all(isinstance(r, GuardedRoute) for r in routes), "a route without the authorize guard"
+
+
+async def test_the_guard_answers_before_the_body_is_read(api: httpx.AsyncClient) -> None:
+    """GuardedRoute runs `authorize` ahead of the route's dependencies and body: no token is a
+    401 even for a body that is not JSON."""
+    refused = await api.post(
+        "/jobs", content=b"{not json", headers={"Authorization": "", "Content-Type": "application/json"}
+    )
+    assert refused.status_code == 401, refused.text
