@@ -6,9 +6,10 @@ import asyncio
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 from adapters.sqlite_event_store import SqliteEventStore
-from persistence.ports import ConcurrencyError
+from persistence.ports import AppendResult, ConcurrencyError, IdempotencyKeyReused
 from persistence.records import NewEvent
 
 
@@ -89,3 +90,73 @@ async def test_the_in_memory_feed_tail_never_hides_another_process_commits(tmp_p
     finally:
         await a.close()
         await b.close()
+
+
+async def held_together(store: SqliteEventStore, path: Path, appends: list[Any]) -> list[Any]:
+    """Run `appends` (coroutines) so that they reach the writer together, as one group: another
+    connection holds the write lock until every one of them is queued."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    tasks = [asyncio.ensure_future(a) for a in appends]
+    await asyncio.sleep(0)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_constraint_only_the_database_finds_fails_one_append_of_its_group(tmp_path: Path) -> None:
+    """An event id already stored, inside a group commit: only the culprit fails; positions stay
+    gap-free and the stream heads the writer remembers stay true."""
+    store = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        taken = ev()
+        await store.append("first", [taken], 0)
+        await store.append("known", [ev()], 0)  # a head the writer remembers
+        before = store.transactions
+        dup = NewEvent(taken.event_id, "ClientJoined", 1, {"job_id": "j", "client_id": "d"}, {"actor": "t"})
+        results = await held_together(
+            store,
+            tmp_path / "e.db",
+            [
+                store.append("ok-1", [ev()], 0),
+                store.append("known", [ev()], 1),
+                store.append("dup", [ev(), dup], 0),
+                store.append("known", [ev()], 2),
+                store.append("ok-2", [ev(), ev()], 0),
+            ],
+        )
+        assert isinstance(results[2], sqlite3.IntegrityError), results
+        assert not any(isinstance(r, BaseException) for i, r in enumerate(results) if i != 2), results
+        assert store.transactions - before <= 2, "the appends were not written as one group"
+        assert await store.stream_version("dup") == 0
+        assert [await store.stream_version(s) for s in ("ok-1", "known", "ok-2")] == [1, 3, 2]
+        feed = await store.read_all(0, 100)
+        assert [e.position for e in feed] == list(range(1, 8))
+        assert (await store.append("known", [ev()], 3)).version == 4  # its remembered head is right
+        assert (await store.append("dup", [ev()], 0)).version == 1
+    finally:
+        await store.close()
+
+
+async def test_an_idempotency_key_used_twice_in_one_group_answers_the_second_with_the_first(tmp_path: Path) -> None:
+    store = await SqliteEventStore(tmp_path / "e.db").open()
+    try:
+        results = await held_together(
+            store,
+            tmp_path / "e.db",
+            [
+                store.append("a", [ev()], 0, idempotency_key="k"),
+                store.append("b", [ev()], 0),
+                store.append("a", [ev()], 0, idempotency_key="k"),
+                store.append("c", [ev()], 0, idempotency_key="k"),
+            ],
+        )
+        first, other, again, elsewhere = results
+        assert isinstance(first, AppendResult) and not first.duplicate
+        assert isinstance(other, AppendResult) and other.version == 1
+        assert isinstance(again, AppendResult) and again.duplicate
+        assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+        assert isinstance(elsewhere, IdempotencyKeyReused)
+        assert await store.stream_version("a") == 1 and await store.stream_version("c") == 0
+    finally:
+        await store.close()
