@@ -73,3 +73,26 @@ async def test_wrong_round_payload_types_are_422(api: httpx.AsyncClient, contain
     r = await api.post("/jobs/j1/rounds", json={"round": 1, "model_sha256": "not-a-hash"})
     await assert_problem(r, 422, "model_sha256")
     assert await container.store.stream_version("job-j1") == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [("limit=0", "query.limit"), ("limit=1001", "query.limit"), ("offset=-1", "query.offset"),
+     ("offset=x", "query.offset"), ("status=nope", "query.status")],
+)  # fmt: skip
+async def test_the_job_board_names_the_bad_query_parameter(api: httpx.AsyncClient, query: str, reason: str) -> None:
+    await assert_problem(await api.get(f"/jobs?{query}"), 422, reason)
+
+
+async def test_the_job_board_pages_and_filters_by_its_query_parameters(api: httpx.AsyncClient) -> None:
+    for i in range(3):
+        assert (await api.post("/jobs", json=job_body(job_id=f"q{i}"))).status_code == 201
+    page = (await api.get("/jobs?limit=2&offset=1&unknown=ignored")).json()
+    assert (page["limit"], page["offset"], page["total"]) == (2, 1, 3)
+    assert [item["job_id"] for item in page["items"]] == ["q1", "q2"]
+    assert (await api.get("/jobs?status=running")).json()["total"] == 0
+    assert (await api.get("/jobs?status=pending")).json()["total"] == 3
+    documented = {
+        p["name"]: p["in"] for p in (await api.get("/openapi.json")).json()["paths"]["/jobs"]["get"]["parameters"]
+    }
+    assert documented == {"status": "query", "limit": "query", "offset": "query"}
