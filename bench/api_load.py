@@ -9,6 +9,10 @@ same JSON body) on free loopback ports, drives both with `wrk` (Debian's package
 install wrk), and prints one JSON line: requests/s, p50/p99 latency and non-2xx answers per
 path, their ratios, one client's POST /jobs latency, and the live lag (append -> SSE message
 received) seen by N subscribers while POST /jobs runs at full load.
+
+This machine's speed drifts by up to 2x within minutes, so every ratio comes from runs in
+A-B-B-A order (anchor, flp, flp, anchor; half the duration each) and sums them: a drift that is
+steady over the four runs cancels out. `runs` keeps each run's figures.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ local n = 0
 local pool = tonumber(os.getenv("FLP_BENCH_POOL"))
 function request()
   local job = n % pool
-  local round = math.floor(n / pool) + 1
+  local round = math.floor(n / pool) + 1 + (tonumber(os.getenv("FLP_BENCH_ROUND_BASE")) or 0)
   n = n + 1
   local body = string.format('{"round": %d, "results": [{"client_id": "a", "num_examples": 10, "metrics": {"loss": 0.5}}], "central_metrics": {"accuracy": 0.9}}', round)
   return wrk.format("POST", string.format("/jobs/r%d-%d/rounds", tid, job),
@@ -140,6 +144,22 @@ def wrk(
     result: dict[str, Any] = json.loads(line)
     result["per_s"] = round(result["requests"] / result["seconds"])
     return result
+
+
+def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one path as one: their requests over their seconds, the worst p99, the
+    mean p50, and each run."""
+    requests = sum(r["requests"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 3),
+        "non_2xx_or_errors": sum(r["non_2xx_or_errors"] for r in runs),
+        "p50_ms": round(sum(r["p50_ms"] for r in runs) / len(runs), 3),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "per_s": round(requests / seconds),
+        "runs": [r["per_s"] for r in runs],
+    }
 
 
 MARK = b'"updated_at":"'
@@ -266,27 +286,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "runtime": "external",
                         }
                         assert http.post("/jobs", json=body).status_code == 201
-            load = {"threads": 2, "connections": args.connections, "duration": args.duration}
+            load = {"threads": 2, "connections": args.connections, "duration": max(2, (args.duration + 1) // 2)}
             e = {"FLP_BENCH_AUTH": auth}
+            rounds = {**e, "FLP_BENCH_POOL": str(pool)}
+            # the POSTs: anchor, flp POST /jobs, flp rounds, flp rounds, flp POST /jobs, anchor
+            post_anchor = [wrk(anchor_url, POST_JOBS, tmp, **load, env=e)]
+            post_flp = [wrk(flp_url, POST_JOBS, tmp, **load, env={**e, "FLP_BENCH_RUN": "many1"})]
+            post_rounds = [wrk(flp_url, POST_ROUNDS, tmp, **load, env=rounds)]
+            base = post_rounds[0]["requests"] // pool + 2  # the second run's rounds follow the first's
+            post_rounds.append(
+                wrk(flp_url, POST_ROUNDS, tmp, **load, env={**rounds, "FLP_BENCH_ROUND_BASE": str(base)})
+            )
+            post_flp.append(wrk(flp_url, POST_JOBS, tmp, **load, env={**e, "FLP_BENCH_RUN": "many2"}))
+            post_anchor.append(wrk(anchor_url, POST_JOBS, tmp, **load, env=e))
             paths: dict[str, dict[str, Any]] = {
-                "post_jobs": {
-                    "anchor": wrk(anchor_url, POST_JOBS, tmp, **load, env=e),
-                    "flp": wrk(flp_url, POST_JOBS, tmp, **load, env={**e, "FLP_BENCH_RUN": "many"}),
-                },
-                "post_rounds": {"flp": wrk(flp_url, POST_ROUNDS, tmp, **load, env={**e, "FLP_BENCH_POOL": str(pool)})},
-                "get_jobs": {
-                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs?limit=10"}),
-                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs?limit=10"}),
-                },
-                "get_job": {
-                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs/r1-0"}),
-                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/jobs/r1-0"}),
-                },
-                "get_health": {
-                    "anchor": wrk(anchor_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/health"}),
-                    "flp": wrk(flp_url, GET, tmp, **load, env={**e, "FLP_BENCH_PATH": "/health"}),
-                },
+                "post_jobs": {"anchor": combined(post_anchor), "flp": combined(post_flp)},
+                "post_rounds": {"flp": combined(post_rounds)},
             }
+            for name, path in (("get_jobs", "/jobs?limit=10"), ("get_job", "/jobs/r1-0"), ("get_health", "/health")):
+                g = {**e, "FLP_BENCH_PATH": path}
+                a1, f1, f2, a2 = (
+                    wrk(url, GET, tmp, **load, env=g) for url in (anchor_url, flp_url, flp_url, anchor_url)
+                )
+                paths[name] = {"anchor": combined([a1, a2]), "flp": combined([f1, f2])}
             one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
             single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_RUN": "one"})
             lag = sse_under_load(flp_url, auth, args, tmp)
