@@ -13,7 +13,7 @@ from api.deps import document_headers
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetrics
 from api.ports import Platform
-from api.route_table import add_routes
+from api.route_table import add_routes, index_routes
 from api.routes import artifacts, audit, auth, clients, events, fleet, health, jobs, live, proof
 from api.web import routes as web
 from telemetry import tracing
@@ -61,4 +61,5 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         document_headers(router)  # the headers the command dependencies read themselves, in OpenAPI
         add_routes(app, router, GuardedRoute)  # every route: token, role rule, rate limit (api/auth/rules.py)
     web.install(app)  # the dashboard (api/web): pages at /ui, live fragments, the login form
+    index_routes(app)  # each request is matched only against the routes that can match it
     return app

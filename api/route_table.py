@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def add_routes(app: FastAPI, router: APIRouter, route_class: type[APIRoute] = APIRoute) -> None:
@@ -52,3 +55,77 @@ def add_routes(app: FastAPI, router: APIRouter, route_class: type[APIRoute] = AP
             generate_unique_id_function=route.generate_unique_id_function,
             strict_content_type=route.strict_content_type,
         )
+
+
+class RouteIndex:
+    """Match an HTTP request only against the routes that can match it, in the router's order.
+
+    Written by hand because Starlette's router tries every route in turn (a regex and, for a
+    FastAPI route, a scope-context lookup each), and the dashboard, docs and API routes make 66 of
+    them: `GET /jobs/{id}` was matched 14 times a request, `GET /health` 40-odd times. A route
+    whose first path segment is literal (`/jobs/...`) can only match paths with that first
+    segment, and one with methods only requests with one of them; so the candidates for a
+    (method, first segment) are computed once, in the router's order, and the first FULL match
+    among them is the one the full scan finds first. Anything else (no FULL match: a 404, a 405, a
+    slash redirect, a mount, a websocket) goes to the router itself unchanged.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.fallback: ASGIApp = router.middleware_stack
+        self._indexed_count = -1
+        self._buckets: dict[tuple[str, str], list[BaseRoute]] = {}
+        self._anywhere: dict[str, list[BaseRoute]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            routes = self.router.routes
+            if len(routes) != self._indexed_count:  # routes are added at start-up; rebuild then
+                self._build(routes)
+            method, segment = scope["method"], _first_segment(get_route_path(scope))
+            candidates = self._buckets.get((method, segment))
+            if candidates is None:
+                candidates = self._anywhere.get(method, [])
+            for route in candidates:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:  # as Router.app does on a full match
+                    scope.setdefault("router", self.router)
+                    scope.update(child_scope)
+                    await route.handle(scope, receive, send)
+                    return
+        await self.fallback(scope, receive, send)
+
+    def _build(self, routes: list[BaseRoute]) -> None:
+        methods = {m for r in routes if isinstance(r, Route) and r.methods for m in r.methods}
+        segments = {s for r in routes if isinstance(r, Route) and (s := _literal_segment(r.path)) is not None}
+        self._buckets = {(m, s): [r for r in routes if _may_match(r, m, s)] for m in methods for s in segments}
+        self._anywhere = {m: [r for r in routes if _may_match(r, m, None)] for m in methods}
+        self._indexed_count = len(routes)
+
+
+def index_routes(app: FastAPI) -> None:
+    """Put a `RouteIndex` in front of `app`'s router (call it once every route is added)."""
+    app.router.middleware_stack = RouteIndex(app.router)
+
+
+def _first_segment(path: str) -> str:
+    return path[1:].split("/", 1)[0]
+
+
+def _literal_segment(route_path: str) -> str | None:
+    """The first segment of a route's path, or None if a parameter is in it."""
+    segment = _first_segment(route_path)
+    return None if "{" in segment else segment
+
+
+def _may_match(route: BaseRoute, method: str, segment: str | None) -> bool:
+    """Whether `route` could FULL-match an HTTP `method` request whose path's first segment is
+    `segment` (None: one no route names literally)."""
+    if isinstance(route, WebSocketRoute):
+        return False
+    if not isinstance(route, Route):
+        return True  # a mount, a host...: let it decide
+    if route.methods is not None and method not in route.methods:
+        return False
+    literal = _literal_segment(route.path)
+    return literal is None or literal == segment

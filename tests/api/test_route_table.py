@@ -4,7 +4,7 @@ every route is guarded (api/auth/guard.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -13,11 +13,11 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from api.app import create_app
 from api.auth.guard import GuardedRoute
-from api.route_table import add_routes
+from api.route_table import RouteIndex, add_routes, index_routes
 from flp.wiring import Container
 
 
@@ -94,3 +94,84 @@ async def test_the_guard_answers_before_the_body_is_read(api: httpx.AsyncClient)
         "/jobs", content=b"{not json", headers={"Authorization": "", "Content-Type": "application/json"}
     )
     assert refused.status_code == 401, refused.text
+
+
+def indexed_and_plain() -> tuple[FastAPI, FastAPI]:
+    """Two apps with the same tricky table: a parameter as first segment ahead of literal routes,
+    one path under several methods, a route for any method, a mount, a trailing slash."""
+
+    def build() -> FastAPI:
+        app = FastAPI()
+
+        def answer(name: str) -> Any:
+            async def endpoint(request: Request) -> PlainTextResponse:
+                return PlainTextResponse(f"{name} {sorted(request.path_params.items())}")
+
+            return endpoint
+
+        app.router.routes.append(Route("/jobs", answer("jobs-get"), methods=["GET"]))
+        app.router.routes.append(Route("/jobs", answer("jobs-post"), methods=["POST"]))
+        app.router.routes.append(Route("/{kind}/special", answer("kind-special"), methods=["GET"]))
+        app.router.routes.append(Route("/jobs/{job_id}", answer("job"), methods=["GET", "DELETE"]))
+        app.router.routes.append(Route("/any", answer("any")))  # every method
+        app.router.routes.append(Route("/slash/", answer("slash"), methods=["GET"]))
+        app.router.routes.append(Mount("/files", routes=[Route("/{name}", answer("file"), methods=["GET"])]))
+        return app
+
+    indexed = build()
+    index_routes(indexed)
+    return indexed, build()
+
+
+REQUESTS = [
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
+    ("PUT", "/jobs"),  # 405: the path exists, not the method
+    ("GET", "/jobs/special"),  # the parameter route comes first and wins
+    ("GET", "/jobs/j1"),
+    ("DELETE", "/jobs/j1"),
+    ("POST", "/jobs/j1"),
+    ("HEAD", "/jobs/j1"),
+    ("PATCH", "/any"),
+    ("GET", "/slash"),  # redirected to /slash/
+    ("GET", "/files/a.txt"),
+    ("GET", "/nowhere"),
+    ("GET", "/"),
+    ("BREW", "/jobs"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), REQUESTS)
+async def test_the_route_index_answers_as_the_full_scan_does(method: str, path: str) -> None:
+    indexed, plain = indexed_and_plain()
+    answers = []
+    for app in (indexed, plain):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.request(method, path, follow_redirects=False)
+            answers.append((r.status_code, r.headers.get("location"), r.headers.get("allow"), r.text))
+    assert answers[0] == answers[1]
+    assert answers[0][0] != 500
+
+
+def test_the_route_index_skips_routes_that_cannot_match() -> None:
+    indexed, _ = indexed_and_plain()
+    index = indexed.router.middleware_stack
+    assert isinstance(index, RouteIndex)
+    index._build(indexed.router.routes)
+    names = [getattr(r, "path", "") for r in index._buckets[("GET", "jobs")]]
+    assert names == ["/jobs", "/{kind}/special", "/jobs/{job_id}", "/files"]  # in the table's order
+    assert [getattr(r, "path", "") for r in index._anywhere["POST"]] == ["/files"]
+
+
+async def test_routes_added_after_the_index_are_found() -> None:
+    indexed, _ = indexed_and_plain()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=indexed), base_url="http://t") as client:
+        assert (await client.get("/late")).status_code == 404
+        indexed.router.routes.append(Route("/late", lambda _: PlainTextResponse("late"), methods=["GET"]))
+        assert (await client.get("/late")).text == "late"
+
+
+def test_the_platform_app_routes_through_the_index(container: Container) -> None:
+    app = create_app(container, manage_lifespan=False)
+    assert isinstance(app.router.middleware_stack, RouteIndex)
