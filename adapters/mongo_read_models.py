@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -69,6 +70,10 @@ class MongoReadModelStore(ConnectionHolder):
     async def get(self, projection: str, key: str) -> Doc | None:
         found = await self.docs.find_one({"projection": projection, "key": key, "doc": _LIVE}, {"doc": 1})
         return dict(found["doc"]) if found else None
+
+    async def get_json(self, projection: str, key: str) -> bytes | None:
+        doc = await self.get(projection, key)
+        return None if doc is None else orjson.dumps(doc)
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]:
         if not keys:

@@ -89,6 +89,10 @@ class SqliteReadModelStore:
         rows = self._pool.now_query("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
         return orjson.loads(rows[0][0]) if rows else None
 
+    async def get_json(self, projection: str, key: str) -> bytes | None:
+        rows = self._pool.now_query("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
+        return str(rows[0][0]).encode() if rows else None  # stored as orjson wrote it (sorted keys)
+
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]:
         if not keys:
             return {}

@@ -19,3 +19,9 @@ class Json(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class EncodedJson(Response):
+    """An answer that is already JSON bytes (a stored document, `ReadModelStore.get_json`)."""
+
+    media_type = "application/json"

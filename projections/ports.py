@@ -63,6 +63,11 @@ class Commit:
 class ReadModelStore(Protocol):
     async def get(self, projection: str, key: str) -> Doc | None: ...
 
+    async def get_json(self, projection: str, key: str) -> bytes | None:
+        """The document as JSON, for a query to answer with as it is (a store that keeps JSON
+        hands its bytes over instead of decoding them for the caller to encode again)."""
+        ...
+
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]: ...
 
     async def list_docs(

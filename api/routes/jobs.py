@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Call, CallDep, CallIfMatchDep, JobsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
-from api.responses import Json
+from api.responses import EncodedJson, Json
 from api.schemas import (
     CommandAccepted,
     EventOut,
@@ -156,11 +156,11 @@ async def list_jobs(rm: ReadModelsDep, page: Annotated[BoardQuery, Query()]) -> 
 
 
 @router.get("/{job_id}", response_model=JobDetail, response_model_exclude_unset=True, summary="One job in detail")
-async def get_job(job_id: JobId, rm: ReadModelsDep) -> Json:
-    doc = await rm.get("job_detail", job_id)
+async def get_job(job_id: JobId, rm: ReadModelsDep) -> EncodedJson:
+    doc = await rm.get_json("job_detail", job_id)  # the stored bytes: a long job's document is large
     if doc is None:
         raise NotFound(f"job {job_id} not found")
-    return Json(doc)
+    return EncodedJson(doc)
 
 
 @router.get("/{job_id}/events", response_model=EventPage, summary="The job's full history")

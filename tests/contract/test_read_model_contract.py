@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 from projections.ports import ReadModelStore
@@ -19,6 +20,18 @@ async def test_commit_writes_docs_and_checkpoint_together(read_models: ReadModel
     assert await read_models.get("p", "missing") is None
     assert await read_models.get_many("p", ["a", "b", "c"]) == {"a": {"n": 1}, "b": {"n": 2}}
     assert await read_models.count("p") == 2
+
+
+async def test_a_document_as_json_decodes_to_the_document(read_models: ReadModelStore) -> None:
+    doc = {"b": [1, 2.5, None], "a": {"z": "ü", "y": True}, "n": 2**53}
+    await read_models.commit("p", {"k": (1, doc)}, 0, 1)
+    raw = await read_models.get_json("p", "k")
+    assert isinstance(raw, bytes)
+    assert orjson.loads(raw) == doc == await read_models.get("p", "k")
+    assert await read_models.get_json("p", "missing") is None
+    assert await read_models.get_json("other", "k") is None
+    await read_models.commit("p", {"k": (2, None)}, 1, 2)  # deleted
+    assert await read_models.get_json("p", "k") is None
 
 
 async def test_commit_with_stale_checkpoint_writes_nothing(read_models: ReadModelStore) -> None:
