@@ -8,7 +8,8 @@ anchor (bench/anchor_app.py: a bare FastAPI app on the same uvicorn whose POST v
 same JSON body) on free loopback ports, drives both with `wrk` (Debian's package: apt-get
 install wrk), and prints one JSON line: requests/s, p50/p99 latency and non-2xx answers per
 path, their ratios, one client's POST /jobs latency, and the live lag (append -> SSE message
-received) seen by N subscribers while POST /jobs runs at full load.
+received) seen by N subscribers while POST /jobs runs at full load, and again while it is paced to
+half of flp's full-load rate (the pipeline's own lag, apart from a saturated server's queueing).
 
 This machine's speed drifts by up to 2x within minutes, so every ratio comes from runs in
 A-B-B-A order (anchor, flp, flp, anchor; half the duration each) and sums them: a drift that is
@@ -86,6 +87,12 @@ end
 """
     + SUMMARY
 )
+PACED = """
+local pause = tonumber(os.getenv("FLP_BENCH_DELAY_MS"))
+function delay()
+  return pause
+end
+"""
 GET = (
     """
 function request()
@@ -226,8 +233,12 @@ async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict
     }
 
 
-def sse_under_load(url: str, auth: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """The subscribers run in their own process, beside wrk's POST /jobs load."""
+def sse_under_load(
+    url: str, auth: str, args: argparse.Namespace, tmp: Path, rate: float | None = None
+) -> dict[str, Any]:
+    """The subscribers run in their own process, beside wrk's POST /jobs load: at full load, or
+    paced to `rate` commands/s (wrk's `delay()` between one connection's requests), which shows
+    the pipeline's own lag apart from the queueing of a saturated server."""
     here = str(Path(__file__).parent)
     code = (
         f"import asyncio, json, sys; sys.path.insert(0, {here!r}); from api_load import sse_lag; "
@@ -235,8 +246,11 @@ def sse_under_load(url: str, auth: str, args: argparse.Namespace, tmp: Path) -> 
     )
     receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the subscribers connect
-    load = wrk(url, POST_JOBS, tmp, threads=2, connections=args.connections, duration=args.duration,
-               env={"FLP_BENCH_AUTH": auth, "FLP_BENCH_RUN": "live"})  # fmt: skip
+    script, env = POST_JOBS, {"FLP_BENCH_AUTH": auth, "FLP_BENCH_RUN": "live" if rate is None else "paced"}
+    if rate is not None:
+        script += PACED
+        env["FLP_BENCH_DELAY_MS"] = f"{1000 * args.connections / rate:.3f}"
+    load = wrk(url, script, tmp, threads=2, connections=args.connections, duration=args.duration, env=env)
     out, _ = receivers.communicate(timeout=args.duration + 60)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["commands_per_s_meanwhile"] = load["per_s"]
@@ -312,6 +326,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
             single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_RUN": "one"})
             lag = sse_under_load(flp_url, auth, args, tmp)
+            paced_rate = paths["post_jobs"]["flp"]["per_s"] / 2
+            lag_paced = {"rate_per_s": round(paced_rate), **sse_under_load(flp_url, auth, args, tmp, paced_rate)}
     anchor_post = paths["post_jobs"]["anchor"]["per_s"]
     ratios = {
         "post_jobs": paths["post_jobs"]["flp"]["per_s"] / anchor_post,
@@ -326,6 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "paths": paths,
         "one_client_post_jobs": {"p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"], "per_s": single["per_s"]},
         "live_lag": lag,
+        "live_lag_at_half_rate": lag_paced,
         "ratios": {k: round(v, 2) for k, v in ratios.items()},
         "goals": {
             "post_jobs": 0.4,
