@@ -141,6 +141,7 @@ async def test_a_constraint_only_the_database_finds_fails_one_append_of_its_grou
 async def test_an_idempotency_key_used_twice_in_one_group_answers_the_second_with_the_first(tmp_path: Path) -> None:
     store = await SqliteEventStore(tmp_path / "e.db").open()
     try:
+        before = store.transactions
         results = await held_together(
             store,
             tmp_path / "e.db",
@@ -157,6 +158,7 @@ async def test_an_idempotency_key_used_twice_in_one_group_answers_the_second_wit
         assert isinstance(again, AppendResult) and again.duplicate
         assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
         assert isinstance(elsewhere, IdempotencyKeyReused)
+        assert store.transactions - before <= 2, "the appends were not written as one group"
         assert await store.stream_version("a") == 1 and await store.stream_version("c") == 0
     finally:
         await store.close()

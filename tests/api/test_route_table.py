@@ -175,3 +175,17 @@ async def test_routes_added_after_the_index_are_found() -> None:
 def test_the_platform_app_routes_through_the_index(container: Container) -> None:
     app = create_app(container, manage_lifespan=False)
     assert isinstance(app.router.middleware_stack, RouteIndex)
+
+
+async def test_a_route_added_to_the_platform_app_directly_is_guarded(container: Container) -> None:
+    app = create_app(container, manage_lifespan=False)
+
+    @app.get("/extra")
+    async def extra() -> dict[str, str]:
+        return {"leak": "yes"}
+
+    assert isinstance(app.router.routes[-1], GuardedRoute)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        answer = await client.get("/extra")
+    assert answer.status_code == 403, answer.text  # no rule in api/auth/rules.py: refused to all
+    assert "leak" not in answer.text
