@@ -91,6 +91,11 @@ class MongoReadModelStore(ConnectionHolder):
         ).to_list(None)
         return [d["doc"] for d in found]
 
+    async def list_json(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[bytes]:
+        return [orjson.dumps(doc) for doc in await self.list_docs(projection, limit, offset, where)]
+
     async def count(self, projection: str, where: Where | None = None) -> int:
         return int(await self.docs.count_documents(_query(projection, where)))
 

@@ -115,6 +115,17 @@ class SqliteReadModelStore:
         )
         return [orjson.loads(r[0]) for r in rows]
 
+    async def list_json(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[bytes]:
+        condition, params = _where(projection, where)
+        rows = await self._rows(
+            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+            inline=limit + offset <= INLINE_ROWS and not where,
+        )
+        return [str(r[0]).encode() for r in rows]
+
     async def count(self, projection: str, where: Where | None = None) -> int:
         """Counted once per state of the file: `PRAGMA data_version` changes with every commit
         of another connection (the projection runner's, another process's), so until then the

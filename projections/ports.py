@@ -77,6 +77,12 @@ class ReadModelStore(Protocol):
         values (field names are plain identifiers, see FIELD)."""
         ...
 
+    async def list_json(
+        self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[bytes]:
+        """`list_docs`, each document as JSON (see `get_json`)."""
+        ...
+
     async def count(self, projection: str, where: Where | None = None) -> int: ...
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:

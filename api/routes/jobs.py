@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Call, CallDep, CallIfMatchDep, JobsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
-from api.responses import EncodedJson, Json
+from api.responses import EncodedJson, Json, json_object
 from api.schemas import (
     CommandAccepted,
     EventOut,
@@ -148,11 +148,11 @@ async def fail_job(
 
 
 @router.get("", response_model=JobPage, response_model_exclude_unset=True, summary="The job board")
-async def list_jobs(rm: ReadModelsDep, page: Annotated[BoardQuery, Query()]) -> Json:
+async def list_jobs(rm: ReadModelsDep, page: Annotated[BoardQuery, Query()]) -> EncodedJson:
     where = {"status": page.status} if page.status is not None else None
-    items = await rm.list_docs("job_board", page.limit, page.offset, where)
+    items = await rm.list_json("job_board", page.limit, page.offset, where)  # stored bytes, as in get_job
     total = await rm.count("job_board", where)
-    return Json({"items": items, "total": total, "limit": page.limit, "offset": page.offset})
+    return EncodedJson(json_object({"items": items}, {"total": total, "limit": page.limit, "offset": page.offset}))
 
 
 @router.get("/{job_id}", response_model=JobDetail, response_model_exclude_unset=True, summary="One job in detail")

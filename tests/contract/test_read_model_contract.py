@@ -75,6 +75,11 @@ async def test_list_and_count_filter_on_top_level_fields(read_models: ReadModelS
     assert await read_models.count("p", where={"s": "nothing"}) == 0
     with pytest.raises(ValueError):
         await read_models.count("p", where={"s') OR 1=1 --": "x"})
+    for limit, offset, where in ((100, 0, None), (1, 1, {"s": "running"}), (2, 0, {"ok": False}), (5, 9, None)):
+        as_json = await read_models.list_json("p", limit, offset, where)
+        assert [orjson.loads(raw) for raw in as_json] == await read_models.list_docs("p", limit, offset, where)
+    with pytest.raises(ValueError):
+        await read_models.list_json("p", where={"s') OR 1=1 --": "x"})
 
 
 async def test_changed_after_returns_current_docs_in_position_order(read_models: ReadModelStore) -> None:
