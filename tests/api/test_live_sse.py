@@ -77,3 +77,38 @@ async def test_board_stream_resumes_from_last_event_id(http: httpx.AsyncClient) 
 async def test_unknown_job_stream_is_404(http: httpx.AsyncClient) -> None:
     r = await http.get("/live/jobs/nope")
     assert r.status_code == 404
+
+
+async def read_raw(http: httpx.AsyncClient, path: str, caught_up: asyncio.Event) -> None:
+    """Read a stream's raw bytes (the dashboard's carry HTML, not JSON) until cancelled."""
+    async with http.stream("GET", path, headers={"Accept": "text/event-stream"}) as response:
+        assert response.status_code == 200, path
+        seen = b""
+        async for chunk in response.aiter_raw():
+            seen = (seen + chunk)[-4096:]
+            if b"event: live" in seen:
+                caught_up.set()
+
+
+async def test_a_client_that_goes_away_is_unsubscribed(settings: Settings) -> None:
+    """The stream loop does not poll for a disconnect: sse-starlette's listener ends it, and the
+    subscription is dropped from the hub (a leak would keep every gone dashboard fed forever)."""
+    async with running_server(settings) as srv:
+        hub = srv.container.live
+        headers = admin_headers(settings)
+        async with httpx.AsyncClient(base_url=srv.url, timeout=10, headers=headers) as http:
+            await http.post("/jobs", json=job_body(job_id="g1"))
+            for path in ("/live/jobs", "/live/jobs/g1", "/ui/live/board"):
+                caught_up = asyncio.Event()
+                listener = asyncio.create_task(read_raw(http, path, caught_up))
+                await asyncio.wait_for(caught_up.wait(), 10)
+                assert hub.subscriber_count == 1, path
+                listener.cancel()  # the client closes the connection
+                with pytest.raises(asyncio.CancelledError):
+                    await listener
+                for _ in range(100):
+                    if hub.subscriber_count == 0:
+                        break
+                    await asyncio.sleep(0.05)
+                assert hub.subscriber_count == 0, path
+            await http.post("/jobs", json=job_body(job_id="g2"))  # publishing to nobody is fine
