@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import query_model
 from api.deps import Call, CallDep, CallIfMatchDep, JobsDep, ReadModelsDep, StoreDep
 from api.errors import NotFound
 from api.responses import EncodedJson, Json, json_object
@@ -33,8 +34,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 class BoardQuery(BaseModel):
-    """The job board's query parameters, validated as one model: FastAPI solves a parameter
-    model in one step, where separate parameters cost a lookup and a validation each."""
+    """The job board's query parameters, validated as one model (api/query_model.py)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -147,8 +147,15 @@ async def fail_job(
     return await execute(call, job_id, body)
 
 
-@router.get("", response_model=JobPage, response_model_exclude_unset=True, summary="The job board")
-async def list_jobs(rm: ReadModelsDep, page: Annotated[BoardQuery, Query()]) -> EncodedJson:
+@router.get(
+    "",
+    response_model=JobPage,
+    response_model_exclude_unset=True,
+    summary="The job board",
+    **query_model.documented(BoardQuery),
+)
+async def list_jobs(rm: ReadModelsDep, request: Request) -> EncodedJson:
+    page = query_model.parse(BoardQuery, request)  # not `Annotated[BoardQuery, Query()]`: see api/query_model.py
     where = {"status": page.status} if page.status is not None else None
     items = await rm.list_json("job_board", page.limit, page.offset, where)  # stored bytes, as in get_job
     total = await rm.count("job_board", where)
