@@ -107,24 +107,22 @@ class SqliteReadModelStore:
     async def list_docs(
         self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
     ) -> list[Doc]:
-        condition, params = _where(projection, where)
-        rows = await self._rows(
-            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-            inline=limit + offset <= INLINE_ROWS and not where,
-        )
-        return [orjson.loads(r[0]) for r in rows]
+        return [orjson.loads(doc) for doc in await self._page(projection, limit, offset, where)]
 
     async def list_json(
         self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
     ) -> list[bytes]:
+        return [doc.encode() for doc in await self._page(projection, limit, offset, where)]
+
+    async def _page(self, projection: str, limit: int, offset: int, where: Where | None) -> list[str]:
+        """The stored JSON of a page of documents, in key order."""
         condition, params = _where(projection, where)
         rows = await self._rows(
             f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
             (*params, limit, offset),
             inline=limit + offset <= INLINE_ROWS and not where,
         )
-        return [str(r[0]).encode() for r in rows]
+        return [str(r[0]) for r in rows]
 
     async def count(self, projection: str, where: Where | None = None) -> int:
         """Counted once per state of the file: `PRAGMA data_version` changes with every commit
