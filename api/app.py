@@ -39,7 +39,7 @@ def create_app(container: Platform, *, manage_lifespan: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = container
-    app.router.route_class = GuardedRoute  # a route added with @app.get and the like is guarded too
+    app.router.route_class = GuardedRoute  # a route added with @app.get / add_api_route is guarded too
     install_error_handlers(app)
     install_hardening(app, container.settings)
     app.add_middleware(HttpMetrics)

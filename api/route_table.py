@@ -73,14 +73,14 @@ class RouteIndex:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.fallback: ASGIApp = router.middleware_stack
-        self._indexed_count = -1
+        self._indexed: tuple[int, int] = (-1, 0)  # (count, id of the last route) it was built for
         self._buckets: dict[tuple[str, str], list[BaseRoute]] = {}
         self._anywhere: dict[str, list[BaseRoute]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             routes = self.router.routes
-            if len(routes) != self._indexed_count:  # routes are added at start-up; rebuild then
+            if (len(routes), id(routes[-1]) if routes else 0) != self._indexed:  # routes added or replaced
                 self._build(routes)
             method, segment = scope["method"], _first_segment(get_route_path(scope))
             candidates = self._buckets.get((method, segment))
@@ -100,11 +100,14 @@ class RouteIndex:
         segments = {s for r in routes if isinstance(r, Route) and (s := _literal_segment(r.path)) is not None}
         self._buckets = {(m, s): [r for r in routes if _may_match(r, m, s)] for m in methods for s in segments}
         self._anywhere = {m: [r for r in routes if _may_match(r, m, None)] for m in methods}
-        self._indexed_count = len(routes)
+        self._indexed = (len(routes), id(routes[-1]) if routes else 0)
 
 
 def index_routes(app: FastAPI) -> None:
-    """Put a `RouteIndex` in front of `app`'s router (call it once every route is added)."""
+    """Put a `RouteIndex` in front of `app`'s router (call it once every route is added; the
+    index is rebuilt when routes are added later, or the last one replaced)."""
+    if app.router.middleware_stack != app.router.app:
+        raise TypeError("the router has middleware of its own, which the index would bypass")
     app.router.middleware_stack = RouteIndex(app.router)
 
 

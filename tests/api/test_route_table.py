@@ -13,6 +13,8 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.endpoints import HTTPEndpoint
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount, Route
 
 from api.app import create_app
@@ -96,6 +98,14 @@ async def test_the_guard_answers_before_the_body_is_read(api: httpx.AsyncClient)
     assert refused.status_code == 401, refused.text
 
 
+class AnyMethod(HTTPEndpoint):
+    async def get(self, request: Request) -> PlainTextResponse:
+        return PlainTextResponse("any get")
+
+    async def patch(self, request: Request) -> PlainTextResponse:
+        return PlainTextResponse("any patch")
+
+
 def indexed_and_plain() -> tuple[FastAPI, FastAPI]:
     """Two apps with the same tricky table: a parameter as first segment ahead of literal routes,
     one path under several methods, a route for any method, a mount, a trailing slash."""
@@ -113,7 +123,7 @@ def indexed_and_plain() -> tuple[FastAPI, FastAPI]:
         app.router.routes.append(Route("/jobs", answer("jobs-post"), methods=["POST"]))
         app.router.routes.append(Route("/{kind}/special", answer("kind-special"), methods=["GET"]))
         app.router.routes.append(Route("/jobs/{job_id}", answer("job"), methods=["GET", "DELETE"]))
-        app.router.routes.append(Route("/any", answer("any")))  # every method
+        app.router.routes.append(Route("/any", AnyMethod))  # an endpoint class: every method it defines
         app.router.routes.append(Route("/slash/", answer("slash"), methods=["GET"]))
         app.router.routes.append(Mount("/files", routes=[Route("/{name}", answer("file"), methods=["GET"])]))
         return app
@@ -133,6 +143,7 @@ REQUESTS = [
     ("POST", "/jobs/j1"),
     ("HEAD", "/jobs/j1"),
     ("PATCH", "/any"),
+    ("PUT", "/any"),  # the class answers 405 itself
     ("GET", "/slash"),  # redirected to /slash/
     ("GET", "/files/a.txt"),
     ("GET", "/nowhere"),
@@ -162,6 +173,8 @@ def test_the_route_index_skips_routes_that_cannot_match() -> None:
     names = [getattr(r, "path", "") for r in index._buckets[("GET", "jobs")]]
     assert names == ["/jobs", "/{kind}/special", "/jobs/{job_id}", "/files"]  # in the table's order
     assert [getattr(r, "path", "") for r in index._anywhere["POST"]] == ["/files"]
+    assert "/any" in [getattr(r, "path", "") for r in index._buckets[("GET", "any")]]  # no methods: every one
+    assert ("PATCH", "any") not in index._buckets  # a method no route names: the router's own scan
 
 
 async def test_routes_added_after_the_index_are_found() -> None:
@@ -170,6 +183,21 @@ async def test_routes_added_after_the_index_are_found() -> None:
         assert (await client.get("/late")).status_code == 404
         indexed.router.routes.append(Route("/late", lambda _: PlainTextResponse("late"), methods=["GET"]))
         assert (await client.get("/late")).text == "late"
+
+
+async def test_a_replaced_route_is_not_served_from_a_stale_index() -> None:
+    indexed, _ = indexed_and_plain()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=indexed), base_url="http://t") as client:
+        assert (await client.get("/files/a")).status_code == 200
+        indexed.router.routes[-1] = Route("/files/{name}", lambda _: PlainTextResponse("new"), methods=["GET"])
+        assert (await client.get("/files/a")).text == "new"
+
+
+def test_the_index_refuses_a_router_with_middleware_of_its_own() -> None:
+    app = FastAPI()
+    app.router.middleware_stack = GZipMiddleware(app.router.app)
+    with pytest.raises(TypeError, match="middleware of its own"):
+        index_routes(app)
 
 
 def test_the_platform_app_routes_through_the_index(container: Container) -> None:
