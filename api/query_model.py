@@ -45,6 +45,11 @@ def documented(model: type[BaseModel]) -> dict[str, Any]:
 def parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """The OpenAPI parameters of `model`'s fields, in query (for a route's `openapi_extra`)."""
     schema = model.model_json_schema()
+    for name, info in model.model_fields.items():  # what `parse` and this document handle as FastAPI does
+        if info.alias or info.validation_alias:
+            raise TypeError(f"{model.__name__}.{name}: aliases are not supported")
+    if "$defs" in schema or any(_is_array(f) for f in schema.get("properties", {}).values()):
+        raise TypeError(f"{model.__name__}: only scalar fields without $defs are supported")
     required = set(schema.get("required", []))
     out = []
     for name, field in schema.get("properties", {}).items():
@@ -55,3 +60,7 @@ def parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         parameter["schema"] = field
         out.append(parameter)
     return out
+
+
+def _is_array(field: dict[str, Any]) -> bool:
+    return field.get("type") == "array" or any(_is_array(f) for f in field.get("anyOf", []))

@@ -3,11 +3,13 @@ exactly as the same model declared as FastAPI's `Annotated[Model, Query()]`."""
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Query, Request
+from pydantic import BaseModel, Field
 
 from api import query_model
 from api.app import create_app
@@ -71,3 +73,25 @@ def test_the_job_board_documents_its_query_as_fastapi_would(container: Container
     declared, _ = both()
     board = create_app(container, manage_lifespan=False).openapi()["paths"]["/jobs"]["get"]
     assert board["parameters"] == declared.openapi()["paths"]["/board"]["get"]["parameters"]
+
+
+class WithList(BaseModel):
+    tags: list[str] = []
+
+
+class WithAlias(BaseModel):
+    page_size: int = Field(10, alias="pageSize")
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class WithEnum(BaseModel):
+    colour: Colour | None = None
+
+
+@pytest.mark.parametrize("model", [WithList, WithAlias, WithEnum])
+def test_models_it_cannot_parse_as_fastapi_would_are_refused(model: type[BaseModel]) -> None:
+    with pytest.raises(TypeError):
+        query_model.documented(model)
