@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             one = {"threads": 1, "connections": 1, "duration": max(3, args.duration // 2)}
             single = wrk(flp_url, POST_JOBS, tmp, **one, env={**e, "FLP_BENCH_RUN": "one"})
             lag = sse_under_load(flp_url, auth, args, tmp)
-            paced_rate = paths["post_jobs"]["flp"]["per_s"] / 2
+            paced_rate = max(1, paths["post_jobs"]["flp"]["per_s"]) / 2
             lag_paced = {"rate_per_s": round(paced_rate), **sse_under_load(flp_url, auth, args, tmp, paced_rate)}
     anchor_post = paths["post_jobs"]["anchor"]["per_s"]
     ratios = {

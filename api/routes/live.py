@@ -48,7 +48,7 @@ def _resume_from(header: str | None, query: int | None) -> int:
 
 
 async def _stream(
-    request: Request, live: LiveFeed, read_models: ReadModelStore, projection: str, key: str | None, after: int
+    live: LiveFeed, read_models: ReadModelStore, projection: str, key: str | None, after: int
 ) -> AsyncIterator[bytes | ServerSentEvent]:
     """The messages of each batch of changes go out as one chunk: one send through the
     middleware stack and one socket write per batch and subscriber, not per message."""
@@ -107,7 +107,7 @@ async def live_jobs(
     after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(request, live, rm, "job_board", None, start), ping=10)
+    return EventSourceResponse(_stream(live, rm, "job_board", None, start), ping=10)
 
 
 @router.get("/jobs/{job_id}", summary="One job's detail changes as they happen (SSE)")
@@ -122,4 +122,4 @@ async def live_job(
     if await rm.get("job_detail", job_id) is None:
         raise NotFound(f"job {job_id} not found")
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(request, live, rm, "job_detail", job_id, start), ping=10)
+    return EventSourceResponse(_stream(live, rm, "job_detail", job_id, start), ping=10)

@@ -304,7 +304,6 @@ def _resume_from(header: str | None, query: int | None) -> int:
 
 
 async def _fragments(
-    request: Request,
     live: LiveFeed,
     rm: ReadModelStore,
     projection: str,
@@ -344,7 +343,7 @@ async def live_board(
         return render("_board_row.html", job=doc, oob=True)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(request, live, rm, "job_board", None, start, draw), ping=10)
+    return EventSourceResponse(_fragments(live, rm, "job_board", None, start, draw), ping=10)
 
 
 @router.get("/ui/live/fleet")
@@ -355,7 +354,7 @@ async def live_fleet(
         return render("_fleet_row.html", client=doc, oob=True)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(request, live, rm, "client_fleet", None, start, draw), ping=10)
+    return EventSourceResponse(_fragments(live, rm, "client_fleet", None, start, draw), ping=10)
 
 
 @router.get("/ui/live/jobs/{job_id}")
@@ -381,7 +380,7 @@ async def live_job(
         return render("_job_live.html", job=doc, oob=True, **context)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(request, live, rm, "job_detail", job_id, start, draw), ping=10)
+    return EventSourceResponse(_fragments(live, rm, "job_detail", job_id, start, draw), ping=10)
 
 
 def install(app: FastAPI) -> None:
