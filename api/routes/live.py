@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import LiveDep, ReadModelsDep
@@ -100,7 +100,6 @@ async def _stream(
 
 @router.get("/jobs", summary="Job board changes as they happen (SSE)")
 async def live_jobs(
-    request: Request,
     live: LiveDep,
     rm: ReadModelsDep,
     last_event_id: LastEventId = None,
@@ -113,7 +112,6 @@ async def live_jobs(
 @router.get("/jobs/{job_id}", summary="One job's detail changes as they happen (SSE)")
 async def live_job(
     job_id: JobId,
-    request: Request,
     live: LiveDep,
     rm: ReadModelsDep,
     last_event_id: LastEventId = None,

@@ -337,7 +337,7 @@ async def _fragments(
 
 @router.get("/ui/live/board")
 async def live_board(
-    request: Request, live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
+    live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
 ) -> EventSourceResponse:
     def draw(doc: Doc) -> str:
         return render("_board_row.html", job=doc, oob=True)
@@ -348,7 +348,7 @@ async def live_board(
 
 @router.get("/ui/live/fleet")
 async def live_fleet(
-    request: Request, live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
+    live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
 ) -> EventSourceResponse:
     def draw(doc: Doc) -> str:
         return render("_fleet_row.html", client=doc, oob=True)
