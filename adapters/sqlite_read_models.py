@@ -86,12 +86,17 @@ class SqliteReadModelStore:
         return self._pool.now_query(sql, params) if inline else await self._pool.query(sql, params)
 
     async def get(self, projection: str, key: str) -> Doc | None:
-        rows = self._pool.now_query("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
-        return orjson.loads(rows[0][0]) if rows else None
+        doc = self._stored(projection, key)
+        return None if doc is None else orjson.loads(doc)
 
     async def get_json(self, projection: str, key: str) -> bytes | None:
+        doc = self._stored(projection, key)
+        return None if doc is None else doc.encode()  # as orjson wrote it (sorted keys)
+
+    def _stored(self, projection: str, key: str) -> str | None:
+        """One document's stored JSON (a point read, inline: see adapters/sqlite_threads.py)."""
         rows = self._pool.now_query("SELECT doc FROM read_models WHERE projection = ? AND key = ?", (projection, key))
-        return str(rows[0][0]).encode() if rows else None  # stored as orjson wrote it (sorted keys)
+        return str(rows[0][0]) if rows else None
 
     async def get_many(self, projection: str, keys: list[str]) -> dict[str, Doc]:
         if not keys:
