@@ -195,7 +195,7 @@ class FlowerEngine:
 
     def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
         """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own
-        SuperNode with `--isolation process`, polling promptly, ClientApps forked warm."""
+        SuperNode with `--isolation process`, polling promptly, beside one long-lived ClientApp process."""
         n = self.config.supernodes
         owner_tag = uuid.uuid4().hex[:12]  # wake-up names unique per start (several platforms per host)
         for i in range(n):

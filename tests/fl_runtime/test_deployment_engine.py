@@ -33,4 +33,22 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
         assert detail["status"] == "completed"
         rounds = [e["data"] for e in await platform.events(job_id) if e["type"] == "RoundCompleted"]
         assert [(r["round"], r["replied"]) for r in rounds] == [(1, 2), (2, 2)]
+
+        # a ClientApp that raises gets Flower's Error reply from its long-lived process, which
+        # stays up and takes that node's next task (the failure comes back in round 2 as well)
+        executors = {p.name: p.pid for p in engine.processes if p.name.startswith("clientapps-")}
+        job_id = await platform.start_job(
+            rounds=2, num_clients=2, min_clients=1, hyperparameters={"fail_partitions": "1"}
+        )
+        detail = await platform.wait_terminal(job_id, timeout_s=150)
+        events = await platform.events(job_id)
+        assert detail["status"] == "completed", (detail.get("reason"), [e["type"] for e in events])
+        rounds = [e["data"] for e in events if e["type"] == "RoundCompleted"]
+        assert [(r["round"], r["replied"], r["failed"]) for r in rounds] == [(1, 1, 1), (2, 1, 1)]
+        failed = [e["data"] for e in events if e["type"] == "ClientFailed"]
+        assert [(f["round"], f["code"]) for f in failed] == [(1, "CLIENT_APP_RAISED_EXCEPTION")] * 1 + [
+            (2, "CLIENT_APP_RAISED_EXCEPTION")
+        ]
+        assert all("injected failure on partition 1" in f["reason"] for f in failed)
+        assert {p.name: p.pid for p in engine.processes if p.name.startswith("clientapps-")} == executors
     # serve_platform asserts that no Flower process outlived the platform

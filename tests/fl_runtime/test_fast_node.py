@@ -3,12 +3,16 @@ datagram, Flower's object-pull backoff, and the ServerApp's prompt Grid (real Fl
 
 from __future__ import annotations
 
+import os
 import select
+import shutil
 import socket
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +23,7 @@ from flwr.supercore.inflatable import inflatable_utils
 from fl_runtime import fast_node
 from fl_runtime.app_dir import APP_DIR
 
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(APP_DIR))
 
 from flp_flower import prompt_grid  # noqa: E402
@@ -163,7 +168,60 @@ def test_the_executor_takes_scikit_learns_first_input_check_once_for_all_its_cli
 
     narwhals.plugins._discover_entrypoints.cache_clear()
     fast_node._warm_sklearn(model_selection)
-    assert narwhals.plugins._discover_entrypoints.cache_info().currsize == 1  # what a forked child inherits
+    assert narwhals.plugins._discover_entrypoints.cache_info().currsize == 1  # taken at start, not by the first task
     assert (
         "sklearn.model_selection" in fast_node.PRELOAD and "flwr.supernode.runtime.run_clientapp" in fast_node.PRELOAD
     )
+
+
+WARM_APPS_SCRIPT = """
+import hashlib, sys, types
+from pathlib import Path
+from flwr.cli.build import build_fab_from_disk
+from fl_runtime.fast_node import WarmClientApps
+
+def fab(app_dir):
+    content = build_fab_from_disk(Path(app_dir))
+    return types.SimpleNamespace(content=content, hash_str=hashlib.sha256(content).hexdigest())
+
+run = types.SimpleNamespace(fab_id="flp/flp-flower", fab_version="1.0.0")
+first, second = fab(sys.argv[1]), fab(sys.argv[2])
+apps = WarmClientApps()
+app = apps.load(run, first)
+module = sys.modules["flp_flower.client_app"]
+print("first", module.app is app, getattr(module, "EDITION", None), Path(module.__file__).parent.parent.name)
+print("again", apps.load(run, first) is app)
+app_b = apps.load(run, second)
+module_b = sys.modules["flp_flower.client_app"]
+print("second", module_b.app is app_b, app_b is not app, module_b.EDITION, Path(module_b.__file__).parent.parent.name)
+print("path", str(apps.project_dir) in sys.path, sum(first.hash_str[:8] in entry for entry in sys.path))
+"""
+
+
+def test_the_executor_imports_an_app_once_and_a_new_fab_afresh(tmp_path: Path) -> None:
+    """One ClientApp process runs many tasks: the same FAB is not installed or imported again, and
+    a new FAB whose modules have the same names (an updated app) is imported afresh, not served
+    from the old modules."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(APP_DIR, first, ignore=ignore)
+    shutil.copytree(APP_DIR, second, ignore=ignore)
+    with (second / "flp_flower" / "client_app.py").open("a") as f:
+        f.write('\nEDITION = "updated"\n')
+    env = {**os.environ, "FLWR_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", WARM_APPS_SCRIPT, str(first), str(second)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    installed = sorted(p.name for p in (tmp_path / "home" / "apps").iterdir())
+    assert len(installed) == 2  # one install per FAB
+    name_of = {line.split()[0]: line.split()[1:] for line in out}
+    assert name_of["first"][:2] == ["True", "None"] and name_of["first"][2] in installed
+    assert name_of["again"] == ["True"]
+    assert name_of["second"][:3] == ["True", "True", "updated"] and name_of["second"][3] in installed
+    assert name_of["second"][3] != name_of["first"][2]
+    assert name_of["path"] == ["True", "0"]  # the old FAB's directory left sys.path
