@@ -164,7 +164,8 @@ class FlowerEngine:
             "fl_runtime.fast_link",  # Flower's own SuperLink, its middlewares scoped to their API
             *self._security_args(),
             "--isolation",
-            "subprocess",
+            # deployment: the ServerApps are started warm by our own launcher (fast_serverapp)
+            "process" if self.mode == "deployment" else "subprocess",
             "--host",
             host,
             "--port",
@@ -188,10 +189,22 @@ class FlowerEngine:
             self.control_address = f"{local}:{port}"
             write_cli_config(home, self.control_address, ca)
             if self.mode == "deployment":
+                self._start_serverapp_launcher(env, f"{local}:{port}", ca)
                 self._start_supernodes(env, local, port)
         except BaseException:
             self.stop()
             raise
+
+    def _start_serverapp_launcher(self, env: dict[str, str], superlink: str, ca: Path | None) -> None:
+        """The SuperLink's SuperExec for ServerApps (`fl_runtime.fast_serverapp`): each run's
+        `flwr-serverapp` forked from a process that imported flwr, torch and scikit-learn once."""
+        argv = [sys.executable, "-m", "fl_runtime.fast_serverapp", "--runtime-api-address", superlink]
+        if ca is not None:
+            argv += ["--root-certificates", str(ca)]
+        proc = ManagedProcess("serverapps", argv, env, self.root / "logs" / "serverapps.log", self.root)
+        self.processes.append(proc)
+        self.owners.append(proc.owner)
+        proc.start()
 
     def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
         """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own

@@ -11,7 +11,7 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
     async with serve_platform(tmp_path / "flp-dep", "deployment", supernodes=2) as platform:
         engine = platform.runtime.engine
         names = [p.name for p in engine.processes]
-        assert names == ["superlink", "supernode-0", "clientapps-0", "supernode-1", "clientapps-1"]
+        assert names == ["superlink", "serverapps", "supernode-0", "clientapps-0", "supernode-1", "clientapps-1"]
         assert all(p.running() for p in engine.processes)
         assert not engine.control_address.endswith(":8000")
         job_id = await platform.start_job(rounds=1, num_clients=2, min_clients=2)
@@ -24,9 +24,10 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(tmp_path: Path) -
         home = tmp_path / "flp-dep" / "flower" / "home"
         assert home.is_dir()  # isolated FLWR_HOME under the data dir
 
-        # health check: a SuperNode or its ClientApp executor that dies is started again, and the
-        # next job runs on them
-        for node in (engine.processes[3], engine.processes[4]):
+        # health check: the ServerApp launcher, a SuperNode or its ClientApp executor that dies is
+        # started again, and the next job runs on them
+        by_name = {p.name: p for p in engine.processes}
+        for node in (by_name["serverapps"], by_name["supernode-1"], by_name["clientapps-1"]):
             await kill_and_await_restart(node, timeout_s=20)
         job_id = await platform.start_job(rounds=2, num_clients=2, min_clients=2)
         detail = await platform.wait_terminal(job_id, timeout_s=150)
