@@ -97,7 +97,7 @@ def run_launcher(runtime_api_address: str, root_certificates: str | None) -> Non
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
-    loaded = preload(SERVERAPP_PRELOAD)
+    loaded = preload(SERVERAPP_PRELOAD, warm_optimizer=False)  # a ServerApp evaluates, never trains
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
     log.info("ServerApp launcher for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
     insecure = root_certificates is None
