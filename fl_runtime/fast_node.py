@@ -337,28 +337,34 @@ def wait_for_listener(address: str, poll_s: float = 0.1) -> None:
             time.sleep(poll_s)
 
 
-def run_executor(
-    runtime_api_address: str, insecure: bool, root_certificates: str | None, wake_name: str | None = None
-) -> None:
-    from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
+def superexec_client(runtime_api_address: str, insecure: bool, certificates: bytes | None) -> Any:
+    """Flower's Runtime API client as its SuperExec builds one, once the API accepts connections."""
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
-    loaded = preload()
-    shorten_object_pull_backoff()  # for the ClientApp's pulls of its message
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
-    log.info("ClientApp executor for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
-    certificates = Path(root_certificates).read_bytes() if root_certificates else None
     wait_for_listener(runtime_api_address)
-    client = RuntimeHttpClient.from_server_address(
+    return RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=insecure,
         root_certificates=certificates,
         interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
         retry_invoker=make_simple_http_retry_invoker(),
     )
+
+
+def run_executor(
+    runtime_api_address: str, insecure: bool, root_certificates: str | None, wake_name: str | None = None
+) -> None:
+    from flwr.proto.runtime_pb2 import AcquireTaskRequest
+    from flwr.supercore.constant import TaskType
+
+    loaded = preload()
+    shorten_object_pull_backoff()  # for the ClientApp's pulls of its message
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
+    log.info("ClientApp executor for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
+    certificates = Path(root_certificates).read_bytes() if root_certificates else None
+    client = superexec_client(runtime_api_address, insecure, certificates)
     wake_socket = _wake_socket(wake_name)
     apps = WarmClientApps()
     running = {"task": False}

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fl_runtime.fast_node import preload, wait_for_listener
+from fl_runtime.fast_node import preload, superexec_client
 
 log = logging.getLogger("flp.fast_serverapp")
 
@@ -93,23 +93,13 @@ def reap(children: set[int]) -> None:
 def run_launcher(runtime_api_address: str, root_certificates: str | None) -> None:
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.constant import TaskType
-    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
 
     loaded = preload(SERVERAPP_PRELOAD, warm_optimizer=False)  # a ServerApp evaluates, never trains
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
     log.info("ServerApp launcher for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
     insecure = root_certificates is None
     certificates = Path(root_certificates).read_bytes() if root_certificates else None
-    wait_for_listener(runtime_api_address)
-    client = RuntimeHttpClient.from_server_address(
-        server_address=runtime_api_address,
-        insecure=insecure,
-        root_certificates=certificates,
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
-        retry_invoker=make_simple_http_retry_invoker(),
-    )
+    client = superexec_client(runtime_api_address, insecure, certificates)
     children: set[int] = set()
 
     def stop(signum: int, _frame: object) -> None:
