@@ -176,10 +176,7 @@ class FlowerEngine:
         ]
         if self.mode == "simulation":
             argv.append("--simulation")
-        superlink = ManagedProcess("superlink", argv, env, self.root / "logs" / "superlink.log", cwd=self.root)
-        self.processes.append(superlink)
-        self.owners.append(superlink.owner)
-        superlink.start()
+        superlink = self._own("superlink", argv, env)
         self._remember_owners()
         ca = self.ca_file
         self._health_url = f"{'https' if ca else 'http'}://{local}:{port}/health"
@@ -195,16 +192,21 @@ class FlowerEngine:
             self.stop()
             raise
 
+    def _own(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+        """Start `argv` as an owned, health-checked process logging to logs/<name>.log."""
+        proc = ManagedProcess(name, argv, env, self.root / "logs" / f"{name}.log", cwd=self.root)
+        self.processes.append(proc)
+        self.owners.append(proc.owner)
+        proc.start()
+        return proc
+
     def _start_serverapp_launcher(self, env: dict[str, str], superlink: str, ca: Path | None) -> None:
         """The SuperLink's SuperExec for ServerApps (`fl_runtime.fast_serverapp`): each run's
         `flwr-serverapp` forked from a process that imported flwr, torch and scikit-learn once."""
         argv = [sys.executable, "-m", "fl_runtime.fast_serverapp", "--runtime-api-address", superlink]
         if ca is not None:
             argv += ["--root-certificates", str(ca)]
-        proc = ManagedProcess("serverapps", argv, env, self.root / "logs" / "serverapps.log", self.root)
-        self.processes.append(proc)
-        self.owners.append(proc.owner)
-        proc.start()
+        self._own("serverapps", argv, env)
 
     def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
         """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own
@@ -242,12 +244,8 @@ class FlowerEngine:
                 "--wake",
                 f"flp-{owner_tag}-{i}",
             ]
-            logs = self.root / "logs"
             for name, argv in ((f"supernode-{i}", node_argv), (f"clientapps-{i}", executor_argv)):
-                proc = ManagedProcess(name, argv, env, logs / f"{name}.log", self.root)
-                self.processes.append(proc)
-                self.owners.append(proc.owner)
-                proc.start()
+                self._own(name, argv, env)
         self._remember_owners()
         for proc in self.processes[1:]:
             proc.wait_healthy(lambda: True, 1.0)  # started and still alive
