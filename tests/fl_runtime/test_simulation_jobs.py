@@ -12,8 +12,6 @@ import torch
 
 from domain.events import JobCompleted, JobConfig
 from fl_runtime.jobs import run_flower_job
-from fl_runtime.processes import owned_pids
-from fl_runtime.run_config import run_config_for
 from tests.fl_runtime.conftest import Platform, kill_and_await_restart
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -136,66 +134,6 @@ async def test_failing_and_silent_clients_are_recorded_and_job_continues_above_m
     assert [e["type"] for e in events].count("ClientUpdateReceived") == 1
 
 
-async def test_failing_client_below_min_clients_fails_the_job(sim_platform: Platform) -> None:
-    job_id = await sim_platform.start_job(
-        rounds=2, num_clients=2, min_clients=2, hyperparameters={"fail_partitions": "0"}
-    )
-    detail = await sim_platform.wait_terminal(job_id)
-    types = [e["type"] for e in await sim_platform.events(job_id)]
-    assert detail["status"] == "failed", types
-    assert "RoundCompleted" not in types and types[-1] == "JobFailed"
-    assert "min_clients=2" in detail["reason"] and "injected failure on partition 0" in detail["reason"]
-    failed = [e["data"] for e in await sim_platform.events(job_id) if e["type"] == "ClientFailed"]
-    assert len(failed) == 1 and failed[0]["round"] == 1
-    assert (
-        failed[0]["code"] == "CLIENT_APP_RAISED_EXCEPTION" and "injected failure on partition 0" in failed[0]["reason"]
-    )
-    assert types[-2:] == ["ClientFailed", "JobFailed"]
-
-
-async def test_cancel_mid_run_stops_the_flower_run(sim_platform: Platform) -> None:
-    engine = sim_platform.runtime.engine
-    idle = set(engine.owned_pids())
-    job_id = await sim_platform.start_job(rounds=50, num_clients=2, min_clients=2)
-    await sim_platform.wait_for_event(job_id, "RoundCompleted")
-    run_id = (await sim_platform.wait_for_event(job_id, "JobStarted"))["data"]["run_id"]
-    assert set(engine.owned_pids()) - idle, "a running job has Flower processes"
-
-    response = await sim_platform.http.post(f"/jobs/{job_id}/cancel", json={"reason": "test cancel"})
-    assert response.status_code == 200, response.text
-    control = sim_platform.runtime.control
-    assert control is not None
-    for _ in range(150):
-        run = (await asyncio.to_thread(control.list_runs))[run_id]
-        if run.finished and not set(engine.owned_pids()) - idle:
-            break
-        await asyncio.sleep(0.2)
-    assert run.status == "finished:stopped"
-    assert set(engine.owned_pids()) - idle == set(), "Flower processes left behind after cancel"
-    events = await sim_platform.events(job_id)
-    assert events[-1]["type"] == "JobCancelled"
-    rounds = [e for e in events if e["type"] == "RoundCompleted"]
-    assert 1 <= len(rounds) < 50
-    assert owned_pids("no-such-owner") == []
-
-
-async def test_supervisor_restart_mid_job_keeps_exactly_one_run(sim_platform: Platform) -> None:
-    job_id = await sim_platform.start_job(rounds=3, num_clients=2, min_clients=2)
-    await sim_platform.wait_for_event(job_id, "JobStarted")
-    fresh = await sim_platform.runtime.restart_supervisor()
-    assert job_id in fresh.tracked and fresh.tracked[job_id].status == "running"
-    assert fresh.restored_from > 0, "the fresh supervisor starts from the checkpoint, not from 0"
-    detail = await sim_platform.wait_terminal(job_id)
-    assert detail["status"] == "completed"
-    control = sim_platform.runtime.control
-    assert control is not None
-    runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
-    assert len(runs) == 1
-    types = [e["type"] for e in await sim_platform.events(job_id)]
-    assert types.count("JobStarted") == 1 and types.count("JobCompleted") == 1
-    assert types.count("RoundCompleted") == 3
-
-
 async def test_unknown_hyperparameter_fails_the_job_without_a_run(sim_platform: Platform) -> None:
     job_id = await sim_platform.start_job(rounds=1, num_clients=2, min_clients=2, hyperparameters={"momentum": 0.9})
     detail = await sim_platform.wait_terminal(job_id, timeout_s=30)
@@ -203,29 +141,6 @@ async def test_unknown_hyperparameter_fails_the_job_without_a_run(sim_platform: 
     control = sim_platform.runtime.control
     assert control is not None
     assert not [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
-
-
-async def test_a_run_submitted_before_a_crash_is_adopted_not_duplicated(sim_platform: Platform) -> None:
-    """The supervisor crashed after submitting a run but before recording JobStarted: the run
-    exists on the SuperLink under the job's id, so the job adopts it instead of starting another."""
-    runtime = sim_platform.runtime
-    control = runtime.control
-    assert control is not None and runtime.token_for is not None
-    job_id = "adopt-me-1"
-    config = JobConfig(name="adopt", rounds=1, num_clients=2, min_clients=2)
-    run_config = run_config_for(job_id, config, runtime.public_url, 60.0, runtime.token_for(job_id))
-    run_id = await asyncio.to_thread(control.start_run, run_config, runtime.engine.simulation_config(2))
-
-    created = await sim_platform.http.post(
-        "/jobs", json={"job_id": job_id, **config.model_dump(mode="json"), "runtime": "flower"}
-    )
-    assert created.status_code == 201, created.text
-    detail = await sim_platform.wait_terminal(job_id)
-    assert detail["status"] == "completed"
-    started = [e for e in await sim_platform.events(job_id) if e["type"] == "JobStarted"]
-    assert [e["data"]["run_id"] for e in started] == [run_id]
-    runs = [r for r in (await asyncio.to_thread(control.list_runs)).values() if r.job_id == job_id]
-    assert [r.run_id for r in runs] == [run_id]
 
 
 async def test_a_superlink_that_dies_is_restarted_and_jobs_run_again(sim_platform: Platform) -> None:
