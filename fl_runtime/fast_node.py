@@ -149,33 +149,18 @@ def run_supernode(argv: Sequence[str]) -> None:
     flower_supernode()
 
 
-def preload(modules: Sequence[str] = PRELOAD, *, warm_optimizer: bool = True) -> list[str]:
-    """Import what every ClientApp needs once, at start; missing ones are skipped. A process that
-    never trains (the ServerApps) skips torch's optimizer warm-up (~2.4 CPU-seconds here)."""
+def preload(modules: Sequence[str] = PRELOAD) -> list[str]:
+    """Import what every ClientApp needs once, at start; missing ones are skipped."""
     loaded = []
     for name in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
             loaded.append(name)
     if "torch" in sys.modules:
-        _warm_torch(sys.modules["torch"], with_optimizer=warm_optimizer)
+        sys.modules["torch"].set_num_threads(1)  # one core per node: several SuperNodes share the machine
     if "sklearn.model_selection" in sys.modules:
         _warm_sklearn(sys.modules["sklearn.model_selection"])
     return loaded
-
-
-def _warm_torch(torch: Any, *, with_optimizer: bool = True) -> None:
-    """torch's first optimizer step imports `torch._dynamo` (~2.4 CPU-seconds here); take it once
-    in the executor at start, single-threaded, so even the first task trains at once (~40 ms a
-    round here)."""
-    torch.set_num_threads(1)  # one core per node: several SuperNodes share the machine
-    if not with_optimizer:
-        return
-    model = torch.nn.Linear(4, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = torch.nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.tensor([0, 1]))
-    loss.backward()
-    optimizer.step()
 
 
 def _warm_sklearn(model_selection: Any) -> None:

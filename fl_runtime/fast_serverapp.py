@@ -94,7 +94,7 @@ def run_launcher(runtime_api_address: str, root_certificates: str | None) -> Non
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.constant import TaskType
 
-    loaded = preload(SERVERAPP_PRELOAD, warm_optimizer=False)  # a ServerApp evaluates, never trains
+    loaded = preload(SERVERAPP_PRELOAD)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per AcquireTask
     log.info("ServerApp launcher for %s; preloaded %s", runtime_api_address, ", ".join(loaded))
     insecure = root_certificates is None

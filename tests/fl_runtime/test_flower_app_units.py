@@ -130,3 +130,52 @@ def test_a_refusal_is_not_retried() -> None:
     with pytest.raises(ReportRejected, match="409"):
         reporter.put_artifact("ab" * 32, b"x")
     assert (seen, sleeps) == ([""], [])
+
+
+@pytest.mark.parametrize("proximal_mu", [0.0, 0.5])
+def test_training_equals_torch_optim_sgd_bit_for_bit(proximal_mu: float) -> None:
+    """`train_epochs` updates weights with its own SGD step; the weights and loss must be exactly
+    those of the same loop on `torch.optim.SGD` (so a job's results do not depend on which is used)."""
+    import torch
+
+    part = data.client_data(0, 3, "iid", 0.3, 7)[0]
+    ours, reference = model.new_model(3), model.new_model(3)
+    loss = model.train_epochs(ours, part.x, part.y, lr=0.1, batch_size=32, epochs=2, seed=5, proximal_mu=proximal_mu)
+
+    xt, yt = torch.from_numpy(part.x), torch.from_numpy(part.y)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    start = [p.detach().clone() for p in reference.parameters()]
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(2):
+        order = torch.randperm(len(xt), generator=generator)
+        total, seen = 0.0, 0
+        for at in range(0, len(order), 32):
+            idx = order[at : at + 32]
+            optimizer.zero_grad()
+            batch_loss = torch.nn.CrossEntropyLoss()(reference(xt[idx]), yt[idx])
+            if proximal_mu > 0:
+                prox = sum(((p - g) ** 2).sum() for p, g in zip(reference.parameters(), start, strict=True))
+                batch_loss = batch_loss + (proximal_mu / 2) * prox
+            batch_loss.backward()
+            optimizer.step()
+            total += float(batch_loss.item()) * len(idx)
+            seen += len(idx)
+    assert loss == total / seen
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), reference.parameters(), strict=True))
+
+
+def test_training_does_not_import_torch_dynamo() -> None:
+    """torch.optim's first step imports torch._dynamo (~1.6 CPU-s in every process that trains);
+    a ClientApp's training must not."""
+    import subprocess
+
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from flp_flower import data, model; "
+        "part = data.client_data(0, 3, 'iid', 0.3, 7)[0]; "
+        "model.train_epochs(model.new_model(1), part.x, part.y, lr=0.1, batch_size=32, epochs=1, seed=1); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(APP_DIR)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["False"], out.stderr

@@ -47,7 +47,7 @@ def train_epochs(
     With `proximal_mu` > 0 the FedProx proximal term (mu/2)*||w - w_global||^2 is added.
     """
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    params = list(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     global_params = [p.detach().clone() for p in model.parameters()]
     generator = torch.Generator().manual_seed(seed)
@@ -58,17 +58,30 @@ def train_epochs(
         total, seen = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            optimizer.zero_grad()
+            for p in params:
+                p.grad = None  # what torch.optim's zero_grad() does by default
             loss = loss_fn(model(xt[idx]), yt[idx])
             if proximal_mu > 0:
                 prox = sum(((p - g) ** 2).sum() for p, g in zip(model.parameters(), global_params, strict=True))
                 loss = loss + (proximal_mu / 2) * prox
             loss.backward()
-            optimizer.step()
+            sgd_step(params, lr)
             total += float(loss.item()) * len(idx)
             seen += len(idx)
         mean_loss = total / max(seen, 1)
     return mean_loss
+
+
+def sgd_step(params: list[nn.Parameter], lr: float) -> None:
+    """One plain SGD update, `p -= lr * grad`: on CPU tensors, bit for bit what `torch.optim.SGD`
+    without momentum or weight decay does (its single-tensor path; tests/fl_runtime/
+    test_flower_app_units.py checks it). Written out because torch.optim's first `step()` imports
+    `torch._dynamo`, ~1.6 CPU-seconds in every process that trains: each simulation actor of every
+    run and each ClientApp executor, more than a whole job's training costs here."""
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
