@@ -84,7 +84,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from flwr.superlink import main as superlink_main
     from flwr.superlink.cli.flower_superlink import flower_superlink
 
+    from fl_runtime import flower_deps
+
     install_scoped_middleware(superlink_main)
+    flower_deps.install(superlink_main)  # its cheap `def` dependencies without a thread hop
     sys.argv = ["flower-superlink", *(sys.argv[1:] if argv is None else argv)]
     flower_superlink()
 

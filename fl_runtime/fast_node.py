@@ -23,8 +23,8 @@ ClientApp that raises gets Flower's Error reply and the process takes the next t
 kills the process is restarted by its owner (the platform, or systemd on a device). Forking a
 fresh child per message, as this did before, cost ~0.18 CPU-seconds each (re-importing the app,
 re-reading the data, a new HTTP client); running in place costs ~0.05. Only flwr and the standard
-library are needed, so the file can run on an edge device as it is. Tied to flwr 1.42 (pinned),
-as `control.py` is.
+library are needed (and `flower_deps.py`, flwr's own FastAPI only), so the two files run on an edge
+device as they are. Tied to flwr 1.42 (pinned), as `control.py` is.
 """
 
 from __future__ import annotations
@@ -134,8 +134,14 @@ def install_prompt_clock(module: Any, wake_name: str | None = None) -> PromptClo
 
 
 def run_supernode(argv: Sequence[str]) -> None:
+    from flwr.supernode import main as supernode_main
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
+
+    try:
+        from fl_runtime import flower_deps
+    except ImportError:  # on a device, ansible/ installs it beside this file
+        import flower_deps  # type: ignore[no-redef]
 
     args = list(argv)
     wake_name = None
@@ -145,6 +151,7 @@ def run_supernode(argv: Sequence[str]) -> None:
         del args[at : at + 2]
     install_prompt_clock(start_client_internal, wake_name)
     shorten_object_pull_backoff()
+    flower_deps.install(supernode_main)  # its Runtime API's cheap `def` dependencies without a thread hop
     sys.argv = ["flower-supernode", *args]
     flower_supernode()
 

@@ -1,0 +1,1 @@
+../../../../fl_runtime/flower_deps.py
