@@ -133,6 +133,50 @@ def install_prompt_clock(module: Any, wake_name: str | None = None) -> PromptClo
     return clock
 
 
+def finish_tasks_of_stopped_runs(module: Any) -> None:
+    """Make `flwr.supernode.start_client_internal._pull_and_store_message` (passed in, for tests)
+    finish the task it created for a message whose run stopped while the message was received.
+
+    Written by hand for a flwr 1.42 gap: the SuperNode creates the task and stores the message
+    before it pulls the message's objects; when the run stops meanwhile (a cancel), the pull
+    raises RunNotRunningException, which is logged ("Ignoring message") while the task and the
+    contentless message stay. The task looks alive to its heartbeat, so the long-lived executor
+    that took it waited for objects that never come (~8 minutes of retries), and every later
+    message of that node waited behind it. This does what Flower's own handler of any other
+    failed pull does: delete the message and its objects, and finish the task as failed."""
+    pull: Callable[..., Any] = module._pull_and_store_message
+
+    def pull_or_finish(*args: Any, **kwargs: Any) -> Any:
+        state, store, receive = kwargs["state"], kwargs["object_store"], kwargs["receive"]
+        seen: dict[str, Any] = {}
+
+        def receive_and_note() -> Any:
+            seen["received"] = received = receive()
+            return received
+
+        def create_task_and_note(*task_args: Any, **task_kwargs: Any) -> Any:
+            seen["task_id"] = task_id = create_task(*task_args, **task_kwargs)
+            return task_id
+
+        create_task = state.create_task
+        state.create_task = create_task_and_note  # only this loop creates tasks on a SuperNode
+        try:
+            run_id = pull(*args, **{**kwargs, "receive": receive_and_note})
+        finally:
+            del state.create_task
+        if run_id is None and seen.get("task_id") is not None and seen.get("received"):
+            from flwr.common.constant import SubStatus
+
+            message_id = seen["received"][0].metadata.message_id
+            state.delete_messages(message_ids=[message_id])
+            with contextlib.suppress(Exception):  # already gone when Flower's own handler ran
+                store.delete(message_id)
+            state.finish_task(seen["task_id"], sub_status=SubStatus.FAILED, details="its run stopped meanwhile")
+        return run_id
+
+    module._pull_and_store_message = pull_or_finish
+
+
 def run_supernode(argv: Sequence[str]) -> None:
     from flwr.supernode import main as supernode_main
     from flwr.supernode import start_client_internal
@@ -149,6 +193,7 @@ def run_supernode(argv: Sequence[str]) -> None:
         at = args.index("--wake")
         wake_name = args[at + 1]
         del args[at : at + 2]
+    finish_tasks_of_stopped_runs(start_client_internal)
     install_prompt_clock(start_client_internal, wake_name)
     shorten_object_pull_backoff()
     flower_deps.install(supernode_main)  # its Runtime API's cheap `def` dependencies without a thread hop

@@ -88,6 +88,73 @@ def test_a_pulled_message_wakes_the_executor_and_an_empty_pull_does_not() -> Non
     fast_node.wake(None)
 
 
+def _pull_into_node(stopped: bool) -> tuple[Any, Any]:
+    """Flower's own SuperNode receive step (`_pull_and_store_message`, wrapped as the platform
+    runs it) on a real in-memory node state, for one train message of a run the node knows."""
+    from flwr.app import RecordDict
+    from flwr.supercore.constant import TaskType
+    from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects, get_object_tree
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.supercore.run import Run, RunNotRunningException
+    from flwr.supernode import start_client_internal
+    from flwr.supernode.nodestate import NodeStateFactory
+
+    objects = ObjectStoreFactory()
+    state = NodeStateFactory(objects).state()
+    store = objects.store()
+    state.set_node_id(5)
+    run = Run.create_empty(42)
+    run.primary_task_type = TaskType.CLIENT_APP
+    state.store_run(run)
+    from flwr.supercore.task_identity import TaskIdentity
+
+    previous = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 42, 1  # as in the ServerApp's task
+    try:
+        message = Message(content=RecordDict(), dst_node_id=5, message_type="train")
+    finally:
+        TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = previous
+    message.metadata.__dict__["_message_id"] = message.object_id
+    contents = {k: v.deflate() for k, v in get_all_nested_objects(message).items()}
+
+    def pull_object(_run_id: int, object_id: str) -> bytes:
+        if stopped:  # the run was cancelled while the node received its message
+            raise RunNotRunningException
+        return contents[object_id]
+
+    module = SimpleNamespace(_pull_and_store_message=start_client_internal._pull_and_store_message)
+    fast_node.finish_tasks_of_stopped_runs(module)
+    run_id = module._pull_and_store_message(
+        state=state,
+        object_store=store,
+        node_config={},
+        receive=lambda: (message, get_object_tree(message)),
+        get_run=lambda _: run,
+        get_fab=lambda *_: None,
+        pull_object=pull_object,
+        confirm_message_received=lambda *_: None,
+        trusted_entities=None,
+    )
+    return run_id, state
+
+
+def test_a_message_whose_run_stops_while_it_is_received_leaves_no_task_behind() -> None:
+    """flwr 1.42 leaves the task and the message when the run stops during the object pull; a
+    long-lived executor then waited minutes on that task and the node's next messages behind it."""
+    run_id, state = _pull_into_node(stopped=True)
+    assert run_id is None
+    assert [(t.status.status, t.status.sub_status) for t in state.get_tasks()] == [("finished", "failed")]
+    assert state.get_messages_legacy(is_reply=False) == []
+    assert "create_task" not in vars(state)  # the method is Flower's own again
+
+
+def test_a_message_received_whole_keeps_its_task() -> None:
+    run_id, state = _pull_into_node(stopped=False)
+    assert run_id == 42
+    assert [t.status.status for t in state.get_tasks()] == ["pending"]
+    assert len(state.get_messages_legacy(is_reply=False)) == 1
+
+
 def test_the_executor_falls_back_to_polling_when_nothing_wakes_it() -> None:
     sock = _listener(f"flp-test-{uuid.uuid4().hex}")
     try:
