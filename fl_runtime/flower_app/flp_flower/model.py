@@ -49,7 +49,7 @@ def train_epochs(
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     params = list(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
-    global_params = [p.detach().clone() for p in model.parameters()]
+    global_params = [p.detach().clone() for p in params]
     generator = torch.Generator().manual_seed(seed)
     model.train()
     mean_loss = 0.0
@@ -62,7 +62,7 @@ def train_epochs(
                 p.grad = None  # what torch.optim's zero_grad() does by default
             loss = loss_fn(model(xt[idx]), yt[idx])
             if proximal_mu > 0:
-                prox = sum(((p - g) ** 2).sum() for p, g in zip(model.parameters(), global_params, strict=True))
+                prox = sum(((p - g) ** 2).sum() for p, g in zip(params, global_params, strict=True))
                 loss = loss + (proximal_mu / 2) * prox
             loss.backward()
             sgd_step(params, lr)
