@@ -37,6 +37,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -229,6 +230,52 @@ class TaskStopped(Exception):
     """The SuperNode ended the running task (Flower's task heartbeat raises SIGINT for it)."""
 
 
+class TaskSignals:
+    """Tells the SIGINT a task's heartbeat raises from an operator's (Ctrl-C): the first stops the
+    running task, or is dropped when the task ended meanwhile; the second stops the executor.
+
+    Written by hand because Flower's `make_task_heartbeat_fn_http` (flwr 1.42) is built for a
+    process that runs one task and exits: it raises SIGINT whenever the SuperNode answers that the
+    task is over. In this long-lived process that answer can come just after the task finished
+    (its first heartbeat is still in flight when a ClientApp fails fast), and the SIGINT then
+    landed between tasks and stopped the executor. `heartbeat_fn` is Flower's function, except
+    that it leaves a stop request before it raises the signal.
+    """
+
+    def __init__(self) -> None:
+        self.running = False  # the main thread runs a ClientApp
+        self._requests = threading.Semaphore(0)  # stop requests of heartbeats, one per signal
+
+    def heartbeat_fn(self, client: Any) -> Callable[[], bool]:
+        import httpx
+        from flwr.proto.runtime_pb2 import SendTaskHeartbeatRequest
+
+        request = SendTaskHeartbeatRequest()
+
+        def fn() -> bool:
+            try:
+                res = client.SendTaskHeartbeat(request)
+            except httpx.TransportError:
+                return False
+            except httpx.HTTPStatusError as err:
+                if err.response.status_code in (httpx.codes.SERVICE_UNAVAILABLE, httpx.codes.GATEWAY_TIMEOUT):
+                    return False
+                raise
+            if not res.success:  # the SuperNode ended the task
+                self._requests.release()
+                signal.raise_signal(signal.SIGINT)
+            return True
+
+        return fn
+
+    def on_sigint(self, signum: int, _frame: object) -> None:
+        if self._requests.acquire(blocking=False):
+            if self.running:
+                raise TaskStopped()
+            return  # that task is over already
+        raise SystemExit(0)
+
+
 def forget_modules_under(directory: Path) -> list[str]:
     """Drop every imported module whose file lies under `directory`, and the directory from
     `sys.path`, so another FAB's modules of the same names import afresh."""
@@ -277,7 +324,7 @@ def run_task(
     insecure: bool,
     certificates: bytes | None,
     apps: WarmClientApps,
-    running: dict[str, bool],
+    signals: TaskSignals,
 ) -> str:
     """One task as Flower's `run_clientapp` (flwr 1.42) runs it in a fresh `flwr-clientapp`
     process, here in this long-lived one: pull the message, context, run and FAB from the
@@ -287,7 +334,7 @@ def run_task(
     from flwr.app.error import Error
     from flwr.clientapp.client_app import LoadClientAppError
     from flwr.common.constant import ErrorCode, SubStatus
-    from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
+    from flwr.supercore.heartbeat import HeartbeatSender
     from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
@@ -306,12 +353,12 @@ def run_task(
         ],
         retry_invoker=retry_invoker,
     )
-    heartbeat = HeartbeatSender(make_task_heartbeat_fn_http(client))
+    heartbeat = HeartbeatSender(signals.heartbeat_fn(client))
     message: Any = None
     reply: Any = None
     context: Any = None
     sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
-    running["task"] = True
+    signals.running = True
     try:
         heartbeat.start()
         message, context, run, fab = pull_task_input(client)
@@ -330,7 +377,7 @@ def run_task(
         if message is not None:
             reply = Message(Error(code=code, reason=details), reply_to=message)
     finally:
-        running["task"] = False
+        signals.running = False
         if reply is not None and context is not None:
             try:
                 push_message(client, reply, context)
@@ -404,23 +451,18 @@ def run_executor(
     client = superexec_client(runtime_api_address, insecure, certificates)
     wake_socket = _wake_socket(wake_name)
     apps = WarmClientApps()
-    running = {"task": False}
+    signals = TaskSignals()
 
     def stop(signum: int, _frame: object) -> None:
         raise SystemExit(0)
 
-    def stop_task(signum: int, _frame: object) -> None:
-        if running["task"]:  # Flower's task heartbeat learnt that the task is over
-            raise TaskStopped()
-        raise SystemExit(0)
-
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop_task)
+    signal.signal(signal.SIGINT, signals.on_sigint)
     request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
     while True:
         res = client.AcquireTask(request)
         if res.HasField("task") and res.token:
-            run_task(runtime_api_address, res.token, insecure, certificates, apps, running)
+            run_task(runtime_api_address, res.token, insecure, certificates, apps, signals)
             continue  # another task may be waiting (several runs)
         _wait_for_wake(wake_socket, TASK_POLL_S if wake_socket is None else TASK_POLL_WOKEN_S)
 

@@ -306,3 +306,50 @@ def test_preload_imports_torch_single_threaded_without_dynamo() -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == ["['torch']", "False", "1"]
+
+
+TASK_SIGNALS_SCENARIO = """
+import os, signal, sys, threading, time
+from flwr.proto.runtime_pb2 import SendTaskHeartbeatResponse
+from fl_runtime.fast_node import TaskSignals, TaskStopped
+
+class TaskOver:  # the SuperNode's answer to a heartbeat of a task it ended
+    def SendTaskHeartbeat(self, _request):
+        return SendTaskHeartbeatResponse(success=False)
+
+signals = TaskSignals()
+signal.signal(signal.SIGINT, signals.on_sigint)
+
+def beat_and_let_the_signal_land():
+    beat = threading.Thread(target=signals.heartbeat_fn(TaskOver()))  # as HeartbeatSender's thread
+    beat.start()
+    beat.join()
+    for _ in range(50):
+        time.sleep(0.01)
+
+signals.running = False  # the task finished while its heartbeat was in flight
+beat_and_let_the_signal_land()
+print("between tasks: still up", flush=True)
+signals.running = True
+try:
+    beat_and_let_the_signal_land()
+except TaskStopped:
+    print("running task: stopped", flush=True)
+signals.running = False
+os.kill(os.getpid(), signal.SIGINT)  # an operator's Ctrl-C
+for _ in range(100):
+    time.sleep(0.01)
+print("Ctrl-C ignored", flush=True)
+"""
+
+
+def test_a_late_task_heartbeat_stop_does_not_end_the_executor() -> None:
+    """Flower's task heartbeat raises SIGINT when the SuperNode says the task is over; when that
+    answer lands after the task finished (a ClientApp that fails fast), the long-lived executor
+    drops it instead of exiting (it did, and was restarted mid-job). An operator's SIGINT still
+    stops it, and a running task is stopped."""
+    out = subprocess.run(
+        [sys.executable, "-c", TASK_SIGNALS_SCENARIO], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.splitlines() == ["between tasks: still up", "running task: stopped"], out.stderr
+    assert out.returncode == 0, out.stderr
