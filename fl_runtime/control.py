@@ -94,6 +94,7 @@ class NodeInfo:
     status: str  # "registered" | "online" | "offline" | "unregistered"
     public_key: bytes
     name: str
+    heartbeat_interval: float = 0.0  # what the node last told the SuperLink (it stays online for 2)
 
 
 class RunControl(Protocol):
@@ -160,7 +161,10 @@ class FlowerControl:
 
     def list_nodes(self) -> list[NodeInfo]:
         response = self._client.ListNodes(ListNodesRequest())
-        return [NodeInfo(str(n.node_id), n.status, bytes(n.public_key), n.name) for n in response.nodes_info]
+        return [
+            NodeInfo(str(n.node_id), n.status, bytes(n.public_key), n.name, n.heartbeat_interval)
+            for n in response.nodes_info
+        ]
 
     def register_node(self, public_key_pem: bytes, name: str) -> str:
         """Register a SuperNode's public key (what `flwr supernode register` does); its node id."""

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 EngineMode = Literal["simulation", "deployment", "remote"]
 STARTUP_TIMEOUT_S = 60.0
 UNHEALTHY_PROBES = 3
+OWNED_NODE_HEARTBEAT_S = 10  # loopback SuperNodes: a killed one goes offline within ~20 s, not ~60 s
 
 
 @dataclass
@@ -222,6 +223,8 @@ class FlowerEngine:
                 "supernode",
                 "--wake",
                 f"flp-{owner_tag}-{i}",
+                "--heartbeat-interval",
+                str(OWNED_NODE_HEARTBEAT_S),
                 "--insecure",
                 "--superlink",
                 f"{host}:{superlink_port}",

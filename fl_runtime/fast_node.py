@@ -1,6 +1,6 @@
 """A Flower SuperNode at simulation speed: prompt polling and a long-lived, warm ClientApp process.
 
-    python -m fl_runtime.fast_node supernode [--wake NAME] <flower-supernode arguments> --isolation process
+    python -m fl_runtime.fast_node supernode [--wake NAME] [--heartbeat-interval S] <flower-supernode args>
     python -m fl_runtime.fast_node executor --runtime-api-address HOST:PORT [--wake NAME]
 
 Why this is written by hand: Flower 1.42 has no long-lived ClientApp and no setting for the waits
@@ -54,6 +54,7 @@ TASK_POLL_S = 0.05  # AcquireTask on the local Runtime API, when nothing wakes t
 TASK_POLL_WOKEN_S = 2.0  # the SuperNode wakes its executor: poll only as a fallback
 FLOWER_IDLE_SLEEP_S = 3  # the fixed sleeps of flwr 1.42's SuperNode loop this module shortens
 FLOWER_REPLY_SLEEP_S = 0.5
+MIN_NODE_HEARTBEAT_S = 10  # Flower waits (interval - 5 s) between node heartbeats
 OBJECT_PULL_BACKOFF = {"initial_backoff": 0.01, "backoff_cap": 0.25, "max_tries_per_object": 2000}
 PRELOAD = (
     "numpy",
@@ -178,6 +179,34 @@ def finish_tasks_of_stopped_runs(module: Any) -> None:
     module._pull_and_store_message = pull_or_finish
 
 
+def set_node_heartbeat_interval(seconds: int) -> None:
+    """The SuperNode's heartbeat interval (Flower's HEARTBEAT_DEFAULT_INTERVAL, 30 s, not a flag
+    in flwr 1.42). The SuperLink keeps a node online for 2 intervals after its last heartbeat, and
+    a node that died without saying so (a killed process the platform restarts under a new node
+    id) holds the next round's first query until then: up to 60 s. The interval is both the pace
+    of the node's heartbeats (`flwr.supercore.heartbeat`) and what it tells the SuperLink in each
+    (`fleet_http_connection`), so both are set. Flower waits `interval - 5 s` (its call timeout)
+    between heartbeats, so the interval must leave room for that."""
+    from flwr.common.constant import HEARTBEAT_CALL_TIMEOUT
+    from flwr.supercore import heartbeat
+    from flwr.supernode import fleet_http_connection
+
+    if seconds < MIN_NODE_HEARTBEAT_S:
+        raise SystemExit(f"--heartbeat-interval must be at least {MIN_NODE_HEARTBEAT_S} s, not {seconds}")
+    assert seconds > HEARTBEAT_CALL_TIMEOUT
+    heartbeat.HEARTBEAT_DEFAULT_INTERVAL = seconds  # type: ignore[attr-defined]
+    fleet_http_connection.HEARTBEAT_DEFAULT_INTERVAL = seconds  # type: ignore[attr-defined]
+
+
+def _take_option(args: list[str], name: str) -> str | None:
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1]
+    del args[at : at + 2]
+    return value
+
+
 def run_supernode(argv: Sequence[str]) -> None:
     from flwr.supernode import main as supernode_main
     from flwr.supernode import start_client_internal
@@ -189,11 +218,10 @@ def run_supernode(argv: Sequence[str]) -> None:
         import flower_deps  # type: ignore[no-redef]
 
     args = list(argv)
-    wake_name = None
-    if "--wake" in args:  # ours, not Flower's
-        at = args.index("--wake")
-        wake_name = args[at + 1]
-        del args[at : at + 2]
+    wake_name = _take_option(args, "--wake")  # ours, not Flower's
+    heartbeat = _take_option(args, "--heartbeat-interval")
+    if heartbeat is not None:
+        set_node_heartbeat_interval(int(heartbeat))
     finish_tasks_of_stopped_runs(start_client_internal)
     install_prompt_clock(start_client_internal, wake_name)
     shorten_object_pull_backoff()

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from domain.events import JobConfig
+from fl_runtime.engine import OWNED_NODE_HEARTBEAT_S
 from fl_runtime.processes import owned_pids
 from fl_runtime.run_config import run_config_for
 from tests.fl_runtime.conftest import Platform, kill_and_await_restart, serve_platform
@@ -48,6 +49,12 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(dep_platform: Pla
     assert round_1["central_metrics"]["central_acc"] > 0.1
     home = platform.server.container.settings.data_dir / "flower" / "home"
     assert home.is_dir()  # isolated FLWR_HOME under the data dir
+    # the owned SuperNodes heartbeat every OWNED_NODE_HEARTBEAT_S (Flower's default is 30 s), so
+    # a killed one goes offline at the SuperLink within 2 of them
+    control = platform.runtime.control
+    assert control is not None
+    online = [n for n in await asyncio.to_thread(control.list_nodes) if n.status == "online"]
+    assert [n.heartbeat_interval for n in online] == [OWNED_NODE_HEARTBEAT_S] * 2
 
     # health check: the ServerApp launcher, a SuperNode or its ClientApp executor that dies is
     # started again, and the next job runs on them

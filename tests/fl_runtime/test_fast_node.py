@@ -353,3 +353,26 @@ def test_a_late_task_heartbeat_stop_does_not_end_the_executor() -> None:
     )
     assert out.stdout.splitlines() == ["between tasks: still up", "running task: stopped"], out.stderr
     assert out.returncode == 0, out.stderr
+
+
+def test_a_node_heartbeat_interval_sets_flowers_pace_and_what_it_reports() -> None:
+    script = (
+        "from fl_runtime import fast_node\n"
+        "from flwr.supercore import heartbeat\n"
+        "from flwr.supernode import fleet_http_connection\n"
+        "fast_node.set_node_heartbeat_interval(12)\n"
+        "print(heartbeat.HEARTBEAT_DEFAULT_INTERVAL, fleet_http_connection.HEARTBEAT_DEFAULT_INTERVAL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["12", "12"], out.stderr
+    # shorter than Flower's call timeout would turn its wait between heartbeats negative (a busy loop)
+    refused = subprocess.run(
+        [sys.executable, "-m", "fl_runtime.fast_node", "supernode", "--heartbeat-interval", "5", "--insecure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "--heartbeat-interval must be at least 10 s, not 5" in refused.stderr
+    assert "Traceback" not in refused.stderr
