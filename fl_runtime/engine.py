@@ -30,6 +30,7 @@ from config.ports import free_port
 from fl_runtime.control import Simulation
 from fl_runtime.pki import pki_paths
 from fl_runtime.processes import ManagedProcess, owned_pids, owned_processes
+from fl_runtime.zygote import ForkedProcess, ZygoteProcess
 from telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class FlowerEngine:
     owners: list[str] = field(default_factory=list)  # markers of every process ever started
     lost_runs: set[str] = field(default_factory=set)  # unfinished runs inherited from a previous start
     control_address: str = ""
+    zygote: ZygoteProcess | None = None  # deployment: the Flower processes fork from it
     _health_url: str = ""
     _health_verify: str | bool = True
     _failed_probes: int = 0
@@ -177,7 +179,15 @@ class FlowerEngine:
         ]
         if self.mode == "simulation":
             argv.append("--simulation")
-        superlink = self._own("superlink", argv, env)
+        if self.mode == "deployment":  # started first: its imports are the longest part of a cold start
+            self.zygote = ZygoteProcess("zygote", env, self.root / "logs" / "zygote.log", cwd=self.root)
+            self.zygote.start()
+        try:
+            superlink = self._own("superlink", argv, env)
+        finally:  # listed after the SuperLink: health-checked before the processes it forks
+            if self.zygote is not None:
+                self.processes.append(self.zygote)
+                self.owners.append(self.zygote.owner)
         self._remember_owners()
         ca = self.ca_file
         self._health_url = f"{'https' if ca else 'http'}://{local}:{port}/health"
@@ -193,9 +203,15 @@ class FlowerEngine:
             self.stop()
             raise
 
-    def _own(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
-        """Start `argv` as an owned, health-checked process logging to logs/<name>.log."""
-        proc = ManagedProcess(name, argv, env, self.root / "logs" / f"{name}.log", cwd=self.root)
+    def _own(self, name: str, argv: list[str], env: dict[str, str], forked: bool = False) -> ManagedProcess:
+        """Start `argv` as an owned, health-checked process logging to logs/<name>.log; `forked`:
+        from the zygote (a `python -m` command of ours), not as a new interpreter."""
+        log_file = self.root / "logs" / f"{name}.log"
+        proc: ManagedProcess
+        if forked and self.zygote is not None:
+            proc = ForkedProcess(name, argv, env, log_file, self.root, self.zygote)
+        else:
+            proc = ManagedProcess(name, argv, env, log_file, cwd=self.root)
         self.processes.append(proc)
         self.owners.append(proc.owner)
         proc.start()
@@ -207,7 +223,7 @@ class FlowerEngine:
         argv = [sys.executable, "-m", "fl_runtime.fast_serverapp", "--runtime-api-address", superlink]
         if ca is not None:
             argv += ["--root-certificates", str(ca)]
-        self._own("serverapps", argv, env)
+        self._own("serverapps", argv, env, forked=True)
 
     def _start_supernodes(self, env: dict[str, str], host: str, superlink_port: int) -> None:
         """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own
@@ -248,9 +264,9 @@ class FlowerEngine:
                 f"flp-{owner_tag}-{i}",
             ]
             for name, argv in ((f"supernode-{i}", node_argv), (f"clientapps-{i}", executor_argv)):
-                self._own(name, argv, env)
+                self._own(name, argv, env, forked=True)
         self._remember_owners()
-        for proc in self.processes[1:]:
+        for proc in self.processes:
             proc.wait_healthy(lambda: True, 1.0)  # started and still alive
 
     def ensure_running(self) -> bool:
@@ -294,6 +310,7 @@ class FlowerEngine:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        self.zygote = None
         self.control_address = ""  # start() may run again (the runtime lease came back)
         if started:  # (a replica that never ran the engine must not touch the owner's list)
             self._forget_owners()

@@ -54,6 +54,31 @@ def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
             proc.send_signal(sig)
 
 
+def session_members(sid: int | None) -> list[int]:
+    """Live (not zombie) processes of session `sid`: a process started with `setsid` and every
+    descendant that did not start a session of its own, also after the leader died."""
+    if sid is None:
+        return []
+    members = []
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                members.append(pid)
+    return members
+
+
+def stop_session(sid: int, grace_s: float) -> None:
+    """SIGTERM every process of session `sid`, SIGKILL what is left after `grace_s`, and wait
+    (up to `grace_s` more) until none is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in session_members(sid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while session_members(sid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 class ManagedProcess:
     """One owned child process (and its descendants)."""
 
@@ -89,8 +114,15 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        with _LIVE_LOCK:
+        self._track()
+
+    def _track(self) -> None:
+        with _LIVE_LOCK:  # stopped at interpreter exit if still running
             _LIVE.add(self)
+
+    def _untrack(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
     def restart(self) -> None:
         """Stop what is left of the tree (e.g. orphaned children) and start again, same argv."""
@@ -166,9 +198,7 @@ class ManagedProcess:
         deadline = time.monotonic() + grace_s  # a killed child may take a moment to be gone (loaded machine)
         while self.tree() and time.monotonic() < deadline:
             time.sleep(0.05)
-
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
+        self._untrack()
 
 
 def _stop_all() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -37,7 +38,7 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(dep_platform: Pla
     platform = dep_platform
     engine = platform.runtime.engine
     names = [p.name for p in engine.processes]
-    assert names == ["superlink", "serverapps", "supernode-0", "clientapps-0", "supernode-1", "clientapps-1"]
+    assert names == ["superlink", "zygote", "serverapps", "supernode-0", "clientapps-0", "supernode-1", "clientapps-1"]
     assert all(p.running() for p in engine.processes)
     assert not engine.control_address.endswith(":8000")
     job_id = await platform.start_job(rounds=1, num_clients=2, min_clients=2)
@@ -56,11 +57,17 @@ async def test_deployment_engine_runs_a_job_on_real_supernodes(dep_platform: Pla
     online = [n for n in await asyncio.to_thread(control.list_nodes) if n.status == "online"]
     assert [n.heartbeat_interval for n in online] == [OWNED_NODE_HEARTBEAT_S] * 2
 
-    # health check: the ServerApp launcher, a SuperNode or its ClientApp executor that dies is
-    # started again, and the next job runs on them
+    # health check: the zygote, the ServerApp launcher, a SuperNode or its ClientApp executor
+    # that dies is started again (the zygote's children stay up without it), and the next job
+    # runs on them
     by_name = {p.name: p for p in engine.processes}
+    forked = {name: p.pid for name, p in by_name.items() if name not in ("superlink", "zygote")}
+    await kill_and_await_restart(by_name["zygote"], timeout_s=20)
+    assert {name: by_name[name].pid for name in forked} == forked
+    assert [p.name for p in engine.processes if not p.running()] == []
     for node in (by_name["serverapps"], by_name["supernode-1"], by_name["clientapps-1"]):
-        await kill_and_await_restart(node, timeout_s=20)
+        await kill_and_await_restart(node, timeout_s=30)
+        assert psutil.Process(node.pid).ppid() == by_name["zygote"].pid  # forked by the new zygote
     job_id = await platform.start_job(rounds=2, num_clients=2, min_clients=2)
     detail = await platform.wait_terminal(job_id, timeout_s=150)
     assert detail["status"] == "completed"
