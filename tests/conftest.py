@@ -31,6 +31,8 @@ from tests.auth.helpers import admin_headers  # noqa: E402
 # `xdist_group` mark rewrites node ids in a way pytest 9 no longer honours.
 RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/", "tests/observability/test_fl_", "tests/web/test_dashboard_browser")
 SUPERNODE_PATHS = (
+    "tests/fl_runtime/test_demo",
+    "tests/fl_runtime/test_zygote",
     "tests/fl_runtime/test_deployment_engine",
     "tests/fl_runtime/test_remote_engine",
     "tests/fleet/",
