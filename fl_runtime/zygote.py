@@ -65,6 +65,8 @@ def _child(request: Mapping[str, Any], listener: socket.socket, conn: socket.soc
     code: int = 1
     try:
         os.setsid()
+        with contextlib.suppress(OSError):  # `ps -o comm`, top and psutil's name() show its name
+            Path("/proc/self/comm").write_text(request.get("name", "")[:15] or "flp-forked")
         listener.close()
         conn.close()
         for sig in (signal.SIGTERM, signal.SIGCHLD):
@@ -215,9 +217,12 @@ class ZygoteProcess(ManagedProcess):
             self.proc.wait(timeout=grace_s)
         self._untrack()
 
-    def fork(self, module: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_file: Path) -> int:
-        """Ask the zygote for a child running `python -m module argv`; its pid."""
+    def fork(
+        self, module: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_file: Path, name: str = ""
+    ) -> int:
+        """Ask the zygote for a child running `python -m module argv` (its process name `name`); its pid."""
         request = {"module": module, "argv": list(argv), "env": dict(env), "cwd": str(cwd), "log": str(log_file)}
+        request["name"] = name
         deadline = time.monotonic() + FORK_TIMEOUT_S
         while True:
             if not self.running():
@@ -268,7 +273,7 @@ class ForkedProcess(ManagedProcess):
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         cwd = self.cwd or Path.cwd()
-        pid = self.zygote.fork(self.argv[2], self.argv[3:], self.env, cwd, self.log_file)
+        pid = self.zygote.fork(self.argv[2], self.argv[3:], self.env, cwd, self.log_file, self.name)
         try:
             self._process = psutil.Process(pid)
         except psutil.NoSuchProcess:  # exited and reaped already: not running, restarted later

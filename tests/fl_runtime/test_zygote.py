@@ -51,6 +51,7 @@ def test_a_forked_process_runs_the_module_in_its_own_session_with_the_preloads(
         assert proc.pid is not None and proc.running()
         assert psutil.Process(proc.pid).ppid() == zygote.pid
         assert os.getsid(proc.pid) == proc.pid  # its own session: its tree can be signalled
+        assert psutil.Process(proc.pid).name() == "clientapps-0"  # in ps and top, not "python"
         assert psutil.Process(proc.pid).cwd() == str(tmp_path)
         # main(argv) ran, logging to its own file, with torch already imported by the zygote
         assert until(lambda: "ClientApp executor for 127.0.0.1:" in proc.log_file.read_text())
