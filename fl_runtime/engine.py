@@ -28,6 +28,7 @@ import psutil
 
 from config.ports import free_port
 from fl_runtime.control import Simulation
+from fl_runtime.fast_node import node_wake_name
 from fl_runtime.pki import pki_paths
 from fl_runtime.processes import ManagedProcess, owned_pids, owned_processes
 from fl_runtime.zygote import ForkedProcess, ZygoteProcess
@@ -106,6 +107,7 @@ class FlowerEngine:
     _health_url: str = ""
     _health_verify: str | bool = True
     _failed_probes: int = 0
+    _wake_tag: str = ""
 
     @property
     def mode(self) -> EngineMode:
@@ -179,6 +181,10 @@ class FlowerEngine:
         ]
         if self.mode == "simulation":
             argv.append("--simulation")
+        self._wake_tag = uuid.uuid4().hex[:12]  # wake-up names unique per start (several platforms per host)
+        if self.mode == "deployment" and self.config.supernodes:
+            nodes = [node_wake_name(self._wake_name(i)) for i in range(self.config.supernodes)]
+            argv += ["--wake-nodes", ",".join(nodes)]  # ours: fast_link strips it
         if self.mode == "deployment":  # started first: its imports are the longest part of a cold start
             self.zygote = ZygoteProcess("zygote", env, self.root / "logs" / "zygote.log", cwd=self.root)
             self.zygote.start()
@@ -229,7 +235,6 @@ class FlowerEngine:
         """N SuperNodes, each with its ClientApp executor (`fl_runtime.fast_node`): Flower's own
         SuperNode with `--isolation process`, polling promptly, beside one long-lived ClientApp process."""
         n = self.config.supernodes
-        owner_tag = uuid.uuid4().hex[:12]  # wake-up names unique per start (several platforms per host)
         for i in range(n):
             port = free_port(host)
             node_argv = [
@@ -238,7 +243,9 @@ class FlowerEngine:
                 "fl_runtime.fast_node",
                 "supernode",
                 "--wake",
-                f"flp-{owner_tag}-{i}",
+                self._wake_name(i),
+                "--woken-as",
+                node_wake_name(self._wake_name(i)),
                 "--heartbeat-interval",
                 str(OWNED_NODE_HEARTBEAT_S),
                 "--insecure",
@@ -261,13 +268,17 @@ class FlowerEngine:
                 "--runtime-api-address",
                 f"{host}:{port}",
                 "--wake",
-                f"flp-{owner_tag}-{i}",
+                self._wake_name(i),
             ]
             for name, argv in ((f"supernode-{i}", node_argv), (f"clientapps-{i}", executor_argv)):
                 self._own(name, argv, env, forked=True)
         self._remember_owners()
         for proc in self.processes:
             proc.wait_healthy(lambda: True, 1.0)  # started and still alive
+
+    def _wake_name(self, i: int) -> str:
+        """What SuperNode i wakes its executor by (and, + "-pull", the SuperLink wakes it by)."""
+        return f"flp-{self._wake_tag}-{i}"
 
     def ensure_running(self) -> bool:
         """Health check: restart any owned process that died (same ports). True when the

@@ -1,6 +1,6 @@
 """A Flower SuperNode at simulation speed: prompt polling and a long-lived, warm ClientApp process.
 
-    python -m fl_runtime.fast_node supernode [--wake NAME] [--heartbeat-interval S] <flower-supernode args>
+    python -m fl_runtime.fast_node supernode [--wake NAME] [--woken-as NAME] [--heartbeat-interval S] <Flower's>
     python -m fl_runtime.fast_node executor --runtime-api-address HOST:PORT [--wake NAME]
 
 Why this is written by hand: Flower 1.42 has no long-lived ClientApp and no setting for the waits
@@ -49,6 +49,7 @@ log = logging.getLogger("flp.fast_node")
 IDLE_POLL_FIRST_S = 0.1  # after a message: the next one (evaluate after train) comes soon
 IDLE_POLL_MAX_S = 0.5  # an idle node: two pulls a second
 IDLE_POLL_GROWTH = 1.25
+IDLE_POLL_WOKEN_S = 0.5  # a node the SuperLink wakes (fast_link): pulls at once, else twice a second
 REPLY_POLL_S = 0.02  # the ClientApp's reply is checked in the SuperNode's own state (no network)
 TASK_POLL_S = 0.05  # AcquireTask on the local Runtime API, when nothing wakes the executor
 TASK_POLL_WOKEN_S = 2.0  # the SuperNode wakes its executor: poll only as a fallback
@@ -71,15 +72,18 @@ class PromptClock:
     """Stands in for the `time` module inside Flower's SuperNode loop: every attribute is the real
     one except `sleep`, whose fixed waits become a short, backing-off poll."""
 
-    def __init__(self, real: ModuleType = time) -> None:
+    def __init__(self, real: ModuleType = time, woken_by: socket.socket | None = None) -> None:
         self._real = real
+        self._woken_by = woken_by  # the SuperLink wakes this node when it stores a message for it
         self.idle_s = IDLE_POLL_FIRST_S
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
     def sleep(self, seconds: float) -> None:
-        if seconds == FLOWER_IDLE_SLEEP_S:  # a pull brought nothing
+        if seconds == FLOWER_IDLE_SLEEP_S and self._woken_by is not None:  # a pull brought nothing
+            _wait_for_wake(self._woken_by, IDLE_POLL_WOKEN_S)
+        elif seconds == FLOWER_IDLE_SLEEP_S:
             self._real.sleep(self.idle_s)
             self.idle_s = min(self.idle_s * IDLE_POLL_GROWTH, IDLE_POLL_MAX_S)
         elif seconds == FLOWER_REPLY_SLEEP_S:  # waiting for the ClientApp's reply or its objects
@@ -117,10 +121,16 @@ def wake(name: str | None) -> None:
         sock.sendto(b"!", _wake_address(name))
 
 
-def install_prompt_clock(module: Any, wake_name: str | None = None) -> PromptClock:
-    """Shorten the sleeps of `flwr.supernode.start_client_internal` (passed in, for tests) and
-    wake the executor `wake_name` as soon as a pulled message has become a task."""
-    clock = PromptClock()
+def node_wake_name(wake_name: str) -> str:
+    """A name for the SuperNode whose executor is woken as `wake_name` to be woken by itself."""
+    return f"{wake_name}-pull"
+
+
+def install_prompt_clock(module: Any, wake_name: str | None = None, woken_as: str | None = None) -> PromptClock:
+    """Shorten the sleeps of `flwr.supernode.start_client_internal` (passed in, for tests), wake
+    the executor `wake_name` as soon as a pulled message has become a task, and, given
+    `woken_as`, pull as soon as the SuperLink says a message is there (fast_link, on one host)."""
+    clock = PromptClock(woken_by=_wake_socket(woken_as))
     pull: Callable[..., Any] = module._pull_and_store_message
 
     def pull_and_note(*args: Any, **kwargs: Any) -> Any:
@@ -219,11 +229,12 @@ def run_supernode(argv: Sequence[str]) -> None:
 
     args = list(argv)
     wake_name = _take_option(args, "--wake")  # ours, not Flower's
+    woken_as = _take_option(args, "--woken-as")  # the SuperLink on this host wakes the node by it
     heartbeat = _take_option(args, "--heartbeat-interval")
     if heartbeat is not None:
         set_node_heartbeat_interval(int(heartbeat))
     finish_tasks_of_stopped_runs(start_client_internal)
-    install_prompt_clock(start_client_internal, wake_name)
+    install_prompt_clock(start_client_internal, wake_name, woken_as)
     shorten_object_pull_backoff()
     flower_deps.install(supernode_main)  # its Runtime API's cheap `def` dependencies without a thread hop
     sys.argv = ["flower-supernode", *args]

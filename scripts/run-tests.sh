@@ -8,4 +8,5 @@ export OTEL_SDK_DISABLED=true FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK
 .venv/bin/mypy .
 .venv/bin/lint-imports --no-cache
 # two workers: Flower tests on one of them in turn (tests/conftest.py), the rest beside them
-.venv/bin/pytest -n 2 "$@"
+# --durations: the slowest tests in every log (CI included), to keep the suite in its budget
+.venv/bin/pytest -n 2 --durations=25 "$@"

@@ -3,7 +3,9 @@ datagram, Flower's object-pull backoff, and the ServerApp's prompt Grid (real Fl
 
 from __future__ import annotations
 
+import inspect
 import os
+import random
 import select
 import shutil
 import socket
@@ -20,7 +22,7 @@ import pytest
 from flwr.app import Message
 from flwr.supercore.inflatable import inflatable_utils
 
-from fl_runtime import fast_node
+from fl_runtime import fast_link, fast_node
 from fl_runtime.app_dir import APP_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +191,7 @@ class ScriptedGrid:
         self.ready_after = ready_after
         self.pushed_at = 0.0
         self.pulls = 0
-        self.run = "the-run"
+        self.run = SimpleNamespace(run_id=random.getrandbits(63))
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         self.pushed_at = time.monotonic()
@@ -214,9 +216,10 @@ def test_the_prompt_grid_collects_replies_as_they_come_and_keeps_the_timeout(mon
         real_sleep(seconds)
 
     monkeypatch.setattr(prompt_grid.time, "sleep", sleep)
+    monkeypatch.setattr(prompt_grid, "_bind_wake_socket", lambda run_id: None)  # nobody wakes it: it polls
     inner = ScriptedGrid({"a": 0.0, "b": 0.3})
     grid = prompt_grid.PromptGrid(inner)
-    assert list(grid.get_node_ids()) == [1, 2] and grid.run == "the-run"
+    assert list(grid.get_node_ids()) == [1, 2] and grid.run is inner.run
     replies = list(grid.send_and_receive([], timeout=30))
     assert sorted(r.metadata.reply_to_message_id for r in replies) == ["a", "b"]
     assert inner.pulls >= 2 and slept and max(slept) <= prompt_grid.MAX_POLL_S  # Flower's Grid sleeps 3 s
@@ -376,3 +379,67 @@ def test_a_node_heartbeat_interval_sets_flowers_pace_and_what_it_reports() -> No
     assert refused.returncode != 0
     assert "--heartbeat-interval must be at least 10 s, not 5" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def _drained(sock: socket.socket) -> bool:
+    return not select.select([sock], [], [], 0.05)[0]
+
+
+def test_the_superlink_wakes_the_nodes_for_a_message_and_the_runs_grid_for_a_reply() -> None:
+    """fast_link wraps Flower's in-memory state: a stored message wakes the owned SuperNodes, a
+    stored reply the run's ServerApp Grid, by the names they listen on; a refused one nobody."""
+    from flwr.server.superlink.linkstate.in_memory_linkstate import InMemoryLinkState
+
+    stores = inspect.getsource(InMemoryLinkState.store_message_and_object_tree)
+    assert "self.store_message_res(message)" in stores and "self.store_message_ins(message)" in stores
+
+    class State:  # Flower's two store methods: the message id, or None when refused
+        def store_message_ins(self, message: Any) -> str | None:
+            return message.metadata.message_id or None
+
+        def store_message_res(self, message: Any) -> str | None:
+            return message.metadata.message_id or None
+
+    executors = [f"flp-test-{uuid.uuid4().hex}-{i}" for i in range(2)]
+    nodes = [_listener(fast_node.node_wake_name(name)) for name in executors]
+    fast_link.wake_on_store(State, [fast_node.node_wake_name(name) for name in executors])
+    inner = ScriptedGrid({"a": 0.0})
+    grid = prompt_grid.PromptGrid(inner)
+    grid.push_messages([])  # binds the run's socket before the first message goes out
+    assert grid._woken_by is not None
+    run_id = inner.run.run_id
+
+    def message(message_id: str) -> Any:
+        return SimpleNamespace(metadata=SimpleNamespace(message_id=message_id, run_id=run_id))
+
+    try:
+        assert State().store_message_ins(message("")) is None
+        assert all(_drained(node) for node in nodes)
+        assert State().store_message_ins(message("m1")) == "m1"
+        for node in nodes:
+            assert not _drained(node)  # woken
+            clock = fast_node.PromptClock(RecordingTime(), woken_by=node)  # type: ignore[arg-type]
+            clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # returns on the wake-up, and takes it
+            assert _drained(node)
+        assert State().store_message_res(message("")) is None
+        assert _drained(grid._woken_by)
+        assert State().store_message_res(message("r1")) == "r1"
+        assert not _drained(grid._woken_by)  # woken
+        grid._wait(60.0)  # returns on the wake-up, and takes it
+        assert _drained(grid._woken_by)
+    finally:
+        for sock in [*nodes, grid._woken_by]:
+            sock.close()
+
+
+def test_a_woken_node_without_a_wake_up_pulls_again_after_its_fallback_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_node, "IDLE_POLL_WOKEN_S", 0.05)
+    sock = _listener(f"flp-test-{uuid.uuid4().hex}")
+    real = RecordingTime()
+    try:
+        clock = fast_node.PromptClock(real, woken_by=sock)  # type: ignore[arg-type]
+        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # nothing wakes it: back after the fallback
+        clock.sleep(fast_node.FLOWER_REPLY_SLEEP_S)
+        assert real.slept == [fast_node.REPLY_POLL_S]  # only the idle wait listens for wake-ups
+    finally:
+        sock.close()

@@ -10,6 +10,9 @@ whatever replied by the deadline is returned). It is also the ServerApp's edge o
 
 from __future__ import annotations
 
+import contextlib
+import select
+import socket
 import time
 from collections.abc import Iterable
 
@@ -24,6 +27,8 @@ OBJECT_PULL_BACKOFF = {"initial_backoff": 0.01, "backoff_cap": 0.25, "max_tries_
 FIRST_POLL_S = 0.01
 MAX_POLL_S = 0.25
 GROWTH = 1.5
+MAX_POLL_WOKEN_S = 1.0  # the SuperLink wakes the Grid for each reply: polls are only a fallback
+RUN_WAKE_PREFIX = "flp-run-"  # + run id; fl_runtime.fast_link.RUN_WAKE_PREFIX
 
 
 def shorten_object_pull_backoff() -> None:
@@ -38,10 +43,41 @@ def shorten_object_pull_backoff() -> None:
             fn.__kwdefaults__.update(OBJECT_PULL_BACKOFF)
 
 
+def _bind_wake_socket(run_id: int) -> socket.socket | None:
+    """The datagram socket the platform's SuperLink wakes this run's ServerApp by when a reply
+    is stored (`fl_runtime/fast_link.py`, which names it the same way; this app cannot import
+    it). None where it cannot be bound (not Linux): the Grid then only polls."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(f"\0{RUN_WAKE_PREFIX}{run_id}")  # a Linux abstract socket: no file to clean up
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 class PromptGrid(Grid):
     def __init__(self, inner: Grid) -> None:
         self.inner = inner
+        self._woken_by: socket.socket | None = None
+        self._bound = False
         shorten_object_pull_backoff()
+
+    def _bind(self) -> None:
+        """Before the first push: a reply stored before the socket exists would wake nobody."""
+        if not self._bound:
+            self._bound = True
+            self._woken_by = _bind_wake_socket(self.run.run_id)
+
+    def _wait(self, seconds: float) -> None:
+        """Until a reply is stored (the SuperLink says so) or `seconds` passed."""
+        if self._woken_by is None:
+            time.sleep(seconds)
+            return
+        if select.select([self._woken_by], [], [], seconds)[0]:
+            with contextlib.suppress(BlockingIOError):
+                while True:  # one pull for however many replies came
+                    self._woken_by.recv(16, socket.MSG_DONTWAIT)
 
     def set_run(self, run: Run) -> None:
         self.inner.set_run(run)
@@ -62,6 +98,7 @@ class PromptGrid(Grid):
         return self.inner.get_nodes()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        self._bind()
         return self.inner.push_messages([_packed(m) for m in messages])
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -75,7 +112,7 @@ class PromptGrid(Grid):
         pending = set(self.push_messages(messages))
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
-        poll = FIRST_POLL_S
+        poll = FIRST_POLL_S if self._woken_by is None else MAX_POLL_WOKEN_S
         while pending:
             got = list(self.pull_messages(pending))
             replies.extend(got)
@@ -86,10 +123,10 @@ class PromptGrid(Grid):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                time.sleep(min(poll, left))
+                self._wait(min(poll, left))
             else:
-                time.sleep(poll)
-            poll = min(poll * GROWTH, MAX_POLL_S)
+                self._wait(poll)
+            poll = min(poll * GROWTH, MAX_POLL_S if self._woken_by is None else MAX_POLL_WOKEN_S)
         return replies
 
 
