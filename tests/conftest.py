@@ -32,6 +32,7 @@ from tests.auth.helpers import admin_headers  # noqa: E402
 RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/", "tests/observability/test_fl_", "tests/web/test_dashboard_browser")
 SUPERNODE_PATHS = (
     "tests/fl_runtime/test_demo",
+    "tests/fl_runtime/test_prove_model",
     "tests/fl_runtime/test_zygote",
     "tests/fl_runtime/test_deployment_engine",
     "tests/fl_runtime/test_remote_engine",

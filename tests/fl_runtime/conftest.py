@@ -113,6 +113,14 @@ async def sim_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         yield platform
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    """One platform on the deployment engine (the demo's) with 3 SuperNodes, shared by the module's tests."""
+    async with serve_platform(tmp_path_factory.mktemp("flp-dep"), "deployment", supernodes=3) as platform:
+        yield platform
+    # serve_platform asserts that no Flower process outlived the platform
+
+
 @pytest.fixture
 def flower_pull_defaults() -> Iterator[None]:
     """Flower's object-pull backoff as pinned, restored after a test that shortens it in-process."""

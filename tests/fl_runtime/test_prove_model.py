@@ -1,5 +1,6 @@
-"""Prove a model from its history: real Flower jobs (simulation engine, FedAvg and FedAdam,
-3 clients x 3 rounds) re-executed by `flp audit replay`, and the tampering replay must catch.
+"""Prove a model from its history: real Flower jobs (the deployment engine with 3 SuperNodes, as
+`make demo` runs them; FedAvg and FedAdam, 3 clients x 3 rounds) re-executed by
+`flp audit replay`, and the tampering replay must catch.
 
 Two real jobs for the whole module (module-scoped); each test reads them, and the tamper tests
 put back what they changed."""
@@ -37,12 +38,12 @@ JOB = {"rounds": 3, "num_clients": 3, "min_clients": 3}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def jobs(sim_platform: Platform) -> AsyncIterator[dict[str, str]]:
+async def jobs(demo_platform: Platform) -> AsyncIterator[dict[str, str]]:
     """strategy -> job id, both completed."""
     ids: dict[str, str] = {}
     for strategy in ("fedavg", "fedadam"):
-        job_id = await sim_platform.start_job(**JOB, strategy=strategy)
-        detail = await sim_platform.wait_terminal(job_id)
+        job_id = await demo_platform.start_job(**JOB, strategy=strategy)
+        detail = await demo_platform.wait_terminal(job_id)
         assert detail["status"] == "completed", (detail.get("reason"), detail.get("status"))
         ids[strategy] = job_id
     yield ids
@@ -72,10 +73,10 @@ def updates_of(events: list[dict[str, Any]], rnd: int) -> list[dict[str, Any]]:
 
 
 async def test_job_started_records_provenance_and_every_update_is_an_artifact(
-    sim_platform: Platform, jobs: dict[str, str]
+    demo_platform: Platform, jobs: dict[str, str]
 ) -> None:
     for strategy, job_id in jobs.items():
-        events = await sim_platform.events(job_id)
+        events = await demo_platform.events(job_id)
         started = next(e for e in events if e["type"] == "JobStarted")
         assert started["schema_version"] == 2
         prov = started["data"]["provenance"]
@@ -84,12 +85,12 @@ async def test_job_started_records_provenance_and_every_update_is_an_artifact(
         assert set(prov["versions"]) >= {"flwr", "torch", "numpy"} and prov["versions"]["flwr"] == "1.42.0"
         if strategy == "fedadam":
             assert {"eta", "eta_l", "beta_1", "beta_2", "tau"} <= set(prov["strategy"]["params"])
-        assert artifact_path(sim_platform, prov["initial_model_sha256"]).is_file()
+        assert artifact_path(demo_platform, prov["initial_model_sha256"]).is_file()
         for done in (e for e in events if e["type"] == "RoundCompleted"):
             assert done["schema_version"] == 2
             state_sha = done["data"]["strategy_state_sha256"]
             if strategy == "fedadam":  # the moments after the round, as an artifact
-                state = torch.load(io.BytesIO(artifact_path(sim_platform, state_sha).read_bytes()), weights_only=True)
+                state = torch.load(io.BytesIO(artifact_path(demo_platform, state_sha).read_bytes()), weights_only=True)
                 assert {k.split("/")[0] for k in state} == {"m_t", "v_t"}
             else:
                 assert state_sha is None
@@ -98,7 +99,7 @@ async def test_job_started_records_provenance_and_every_update_is_an_artifact(
             assert len(updates) == 3
             for u in updates:
                 assert u["schema_version"] == 2
-                data = artifact_path(sim_platform, u["data"]["update_sha256"]).read_bytes()
+                data = artifact_path(demo_platform, u["data"]["update_sha256"]).read_bytes()
                 state = torch.load(io.BytesIO(data), weights_only=True)
                 assert set(state) == {"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"}
             assert abs(sum(u["data"]["weight"] for u in updates) - 1.0) <= 1e-12
@@ -106,26 +107,26 @@ async def test_job_started_records_provenance_and_every_update_is_an_artifact(
             assert all(u["data"]["weight"] == u["data"]["num_examples"] / total for u in updates)
 
 
-async def test_replay_matches_every_round_for_fedavg_and_fedadam(sim_platform: Platform, jobs: dict[str, str]) -> None:
+async def test_replay_matches_every_round_for_fedavg_and_fedadam(demo_platform: Platform, jobs: dict[str, str]) -> None:
     for strategy, job_id in jobs.items():
-        code, report = await replay_json(sim_platform, job_id)
+        code, report = await replay_json(demo_platform, job_id)
         assert code == 0, report["rounds"]
         assert report["ok"] and report["re_executable"] and report["first_diverging_round"] is None
         assert [(r["round"], r["status"]) for r in report["rounds"]] == [(1, "match"), (2, "match"), (3, "match")]
         assert all(r["replayed_sha256"] == r["recorded_sha256"] for r in report["rounds"])
         assert strategy in report["strategy"]
-    plain = await flp(sim_platform, "audit", "replay", jobs["fedadam"])
+    plain = await flp(demo_platform, "audit", "replay", jobs["fedadam"])
     assert plain.exit_code == 0
     assert plain.stdout.count(" match ") == 3 and "OK all 3 rounds" in plain.stdout
 
 
 async def test_contribution_ledger_weights_sum_to_one_and_rebuild_equals_live(
-    sim_platform: Platform, jobs: dict[str, str]
+    demo_platform: Platform, jobs: dict[str, str]
 ) -> None:
-    container = sim_platform.server.container
+    container = demo_platform.server.container
     ledger_projection = ContributionLedger()
     for job_id in jobs.values():
-        ledger = (await sim_platform.http.get(f"/jobs/{job_id}/contributions")).json()
+        ledger = (await demo_platform.http.get(f"/jobs/{job_id}/contributions")).json()
         assert [r["round"] for r in ledger["rounds"]] == [1, 2, 3]
         for rnd in ledger["rounds"]:
             assert rnd["completed"] and len(rnd["updates"]) == 3 and rnd["failures"] == []
@@ -135,7 +136,7 @@ async def test_contribution_ledger_weights_sum_to_one_and_rebuild_equals_live(
                 assert u["update_norm"] > 0 and -1.0 <= u["cosine_to_aggregate"] <= 1.0
         assert {c["rounds"] for c in ledger["clients"].values()} == {3}
         # the job detail read model shows the same figures
-        detail = (await sim_platform.http.get(f"/jobs/{job_id}")).json()
+        detail = (await demo_platform.http.get(f"/jobs/{job_id}")).json()
         assert [u["weight"] for u in detail["rounds"][0]["client_updates"]] == [
             u["weight"] for u in ledger["rounds"][0]["updates"]
         ]
@@ -152,11 +153,11 @@ PROV_SCHEMA = Path(__file__).parents[1] / "proof" / "prov-json-schema.json"
 
 
 async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
-    sim_platform: Platform, jobs: dict[str, str], tmp_path: Path
+    demo_platform: Platform, jobs: dict[str, str], tmp_path: Path
 ) -> None:
     job_id = jobs["fedadam"]
-    graph = (await sim_platform.http.get(f"/jobs/{job_id}/lineage")).json()
-    events = {(e["stream_id"], e["version"]): e for e in await sim_platform.events(job_id)}
+    graph = (await demo_platform.http.get(f"/jobs/{job_id}/lineage")).json()
+    events = {(e["stream_id"], e["version"]): e for e in await demo_platform.events(job_id)}
     kinds = [n["kind"] for n in graph["nodes"]]
     assert kinds.count("round") == 3 and kinds.count("client_update") == 9 and kinds.count("client") == 3
     assert {"config", "app_code", "model"} <= set(kinds)
@@ -165,7 +166,7 @@ async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
         assert node["refs"], node
         for ref in node["refs"]:
             if "artifact" in ref:
-                got = await sim_platform.http.get(f"/artifacts/{ref['artifact']}")
+                got = await demo_platform.http.get(f"/artifacts/{ref['artifact']}")
                 assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == ref["artifact"]
             else:
                 ev = ref["event"]
@@ -173,7 +174,7 @@ async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
                 assert (stored["position"], stored["type"]) == (ev["position"], ev["type"])
     assert all(edge["from"] in ids and edge["to"] in ids for edge in graph["edges"])
     final = next(n for n in graph["nodes"] if n["id"] == f"final:{job_id}")
-    detail = (await sim_platform.http.get(f"/jobs/{job_id}")).json()
+    detail = (await demo_platform.http.get(f"/jobs/{job_id}")).json()
     assert final["attributes"]["sha256"] == detail["model_sha256"]
     # the path final model -> round 3 -> its updates -> their clients
     edges = {(e["from"], e["rel"]): e["to"] for e in graph["edges"]}
@@ -181,7 +182,7 @@ async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
     assert edges[(last_round_model, "generated_by")] == f"round:{job_id}:3"
 
     out = tmp_path / "prov.json"
-    result = await flp(sim_platform, "audit", "lineage", job_id, "--format", "prov", "--out", str(out))
+    result = await flp(demo_platform, "audit", "lineage", job_id, "--format", "prov", "--out", str(out))
     assert result.exit_code == 0, result.output
     prov = json.loads(out.read_text())
     jsonschema.Draft4Validator(json.loads(PROV_SCHEMA.read_text())).validate(prov)
@@ -194,16 +195,16 @@ async def test_lineage_resolves_every_node_and_exports_valid_prov_json(
     assert not jsonschema.Draft4Validator(json.loads(PROV_SCHEMA.read_text())).is_valid(bad)
 
 
-async def test_replay_is_for_auditors(sim_platform: Platform, jobs: dict[str, str]) -> None:
-    settings = sim_platform.server.container.settings
+async def test_replay_is_for_auditors(demo_platform: Platform, jobs: dict[str, str]) -> None:
+    settings = demo_platform.server.container.settings
     url = f"/jobs/{jobs['fedavg']}/replay"
-    viewer = await sim_platform.http.get(url, headers=role_headers(settings, Role.VIEWER))
+    viewer = await demo_platform.http.get(url, headers=role_headers(settings, Role.VIEWER))
     assert viewer.status_code == 403
-    auditor = await sim_platform.http.get(url, headers=role_headers(settings, Role.AUDITOR))
+    auditor = await demo_platform.http.get(url, headers=role_headers(settings, Role.AUDITOR))
     assert auditor.status_code == 200 and auditor.json()["ok"] is True
-    missing = await sim_platform.http.get("/jobs/no-such-job/replay", headers=role_headers(settings, Role.AUDITOR))
+    missing = await demo_platform.http.get("/jobs/no-such-job/replay", headers=role_headers(settings, Role.AUDITOR))
     assert missing.status_code == 404
-    bad = await sim_platform.http.get("/jobs/bad%20id/replay", headers=role_headers(settings, Role.AUDITOR))
+    bad = await demo_platform.http.get("/jobs/bad%20id/replay", headers=role_headers(settings, Role.AUDITOR))
     assert bad.status_code == 422
 
 
@@ -218,19 +219,19 @@ def rewritten(path: Path, data: bytes) -> Iterator[None]:
 
 
 async def test_a_rewritten_update_artifact_fails_replay_at_its_round(
-    sim_platform: Platform, jobs: dict[str, str]
+    demo_platform: Platform, jobs: dict[str, str]
 ) -> None:
     job_id = jobs["fedavg"]
-    events = await sim_platform.events(job_id)
+    events = await demo_platform.events(job_id)
     victim = updates_of(events, 2)[1]["data"]
-    path = artifact_path(sim_platform, victim["update_sha256"])
+    path = artifact_path(demo_platform, victim["update_sha256"])
     state = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
     state["layers.0.bias"][0] += 0.5  # a plausible, loadable model: only the content changed
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with rewritten(path, buffer.getvalue()):
-        code, report = await replay_json(sim_platform, job_id)
-        plain = await flp(sim_platform, "audit", "replay", job_id)
+        code, report = await replay_json(demo_platform, job_id)
+        plain = await flp(demo_platform, "audit", "replay", job_id)
     assert code == 1 and not report["ok"]
     assert report["first_diverging_round"] == 2
     statuses = [r["status"] for r in report["rounds"]]
@@ -239,7 +240,7 @@ async def test_a_rewritten_update_artifact_fails_replay_at_its_round(
     assert victim["client_id"] in round2["reason"] and "does not hash to its name" in round2["reason"]
     assert round2["max_abs_diff"] is not None and round2["max_abs_diff"] > 0
     assert plain.exit_code == 1 and "first diverging round 2" in plain.output
-    code, _ = await replay_json(sim_platform, job_id)
+    code, _ = await replay_json(demo_platform, job_id)
     assert code == 0  # put back: the history proves the model again
 
 
@@ -265,11 +266,11 @@ def _rehash_from(db: sqlite3.Connection, stream: str, version: int) -> None:
 
 
 async def test_an_edited_weight_is_caught_by_verify_and_with_a_recomputed_chain_by_replay(
-    sim_platform: Platform, jobs: dict[str, str]
+    demo_platform: Platform, jobs: dict[str, str]
 ) -> None:
     job_id = jobs["fedavg"]
     stream = f"job-{job_id}"
-    db = sqlite3.connect(sim_platform.server.container.settings.data_dir / "flp.db")
+    db = sqlite3.connect(demo_platform.server.container.settings.data_dir / "flp.db")
     original = _rows(db, stream)
     try:
         target = next(
@@ -280,12 +281,12 @@ async def test_an_edited_weight_is_caught_by_verify_and_with_a_recomputed_chain_
         data["weight"] = 0.75
         db.execute("UPDATE events SET data = ? WHERE position = ?", (canonical_json(data), target["position"]))
         db.commit()
-        verify = await flp(sim_platform, "audit", "verify", "--job", job_id, "--json")
+        verify = await flp(demo_platform, "audit", "verify", "--job", job_id, "--json")
         assert verify.exit_code == 1
         assert json.loads(verify.stdout)["first_break"]["position"] == target["position"]
 
         _rehash_from(db, stream, target["version"])  # every sha256 link holds again
-        code, report = await replay_json(sim_platform, job_id)
+        code, report = await replay_json(demo_platform, job_id)
         assert code == 1 and report["first_diverging_round"] == 2
         round2 = report["rounds"][1]
         assert round2["status"] == "diverged" and round2["replayed_sha256"] != round2["recorded_sha256"]
@@ -299,5 +300,5 @@ async def test_an_edited_weight_is_caught_by_verify_and_with_a_recomputed_chain_
             )
         db.commit()
         db.close()
-    code, _ = await replay_json(sim_platform, job_id)
+    code, _ = await replay_json(demo_platform, job_id)
     assert code == 0
