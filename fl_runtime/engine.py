@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 EngineMode = Literal["simulation", "deployment", "remote"]
 STARTUP_TIMEOUT_S = 60.0
 UNHEALTHY_PROBES = 3
-OWNED_NODE_HEARTBEAT_S = 10  # loopback SuperNodes: a killed one goes offline within ~20 s, not ~60 s
+OWNED_NODE_HEARTBEAT_S = 15  # loopback SuperNodes: a killed one goes offline within ~30 s, not ~60 s
 
 
 @dataclass
@@ -320,6 +320,12 @@ class FlowerEngine:
         started = bool(self.processes)
         for proc in reversed(self.processes):
             proc.stop()
+        for owner in self.owners:  # e.g. a child the zygote forked but whose pid never reached us
+            leftovers = owned_processes(owner)
+            for leftover in leftovers:
+                with contextlib.suppress(psutil.Error):
+                    leftover.kill()
+            psutil.wait_procs(leftovers, timeout=5)
         self.processes.clear()
         self.zygote = None
         self.control_address = ""  # start() may run again (the runtime lease came back)

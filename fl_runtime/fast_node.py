@@ -270,8 +270,9 @@ class TaskStopped(Exception):
 
 
 class TaskSignals:
-    """Tells the SIGINT a task's heartbeat raises from an operator's (Ctrl-C): the first stops the
-    running task, or is dropped when the task ended meanwhile; the second stops the executor.
+    """Tells the SIGINT a task's heartbeat raises from an operator's (Ctrl-C): a heartbeat's stops
+    the running task, or is dropped when the task ended meanwhile; an operator's stops the
+    executor (one that coincides with a heartbeat's arrives as one signal: press again).
 
     Written by hand because Flower's `make_task_heartbeat_fn_http` (flwr 1.42) is built for a
     process that runs one task and exits: it raises SIGINT whenever the SuperNode answers that the

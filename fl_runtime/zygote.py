@@ -34,6 +34,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -103,24 +104,47 @@ def _child(request: Mapping[str, Any], listener: socket.socket, conn: socket.soc
         os._exit(code)
 
 
+def _peer_is_our_engine(conn: socket.socket) -> bool:
+    """An abstract socket has no file permissions: anyone on the host may connect to it. Only the
+    engine that started this zygote (its parent, same user) may have it fork."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.getuid() and pid == os.getppid())
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    request = json.loads(line)
+    if not isinstance(request, dict):
+        raise ValueError("a request is a JSON object")
+    if request.get("module") not in SERVED_MODULES:
+        raise ValueError(f"not a module the zygote serves: {request.get('module')!r}")
+    kinds = {"argv": list, "env": dict, "cwd": str, "log": str}
+    for key, kind in kinds.items():
+        if not isinstance(request.get(key), kind):
+            raise ValueError(f"{key!r} missing or not a {kind.__name__}")
+    return request
+
+
 def _answer(conn: socket.socket, listener: socket.socket) -> None:
     with conn:
         conn.settimeout(10.0)
-        line = conn.makefile("rb").readline()
+        if not _peer_is_our_engine(conn):
+            conn.sendall(json.dumps({"error": "only the engine that started this zygote may use it"}).encode() + b"\n")
+            return
         try:
-            request = json.loads(line)
-            if request.get("module") not in SERVED_MODULES:
-                raise ValueError(f"not a module the zygote serves: {request.get('module')!r}")
-            for key in ("argv", "env", "cwd", "log"):
-                if key not in request:
-                    raise ValueError(f"missing {key!r}")
-        except ValueError as exc:
+            request = _parse(conn.makefile("rb").readline())
+        except ValueError as exc:  # json's errors are ValueErrors too
             conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             return
         sys.stdout.flush()
         sys.stderr.flush()
         in_session_r, in_session_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(in_session_r)
+            os.close(in_session_w)
+            raise
         if pid == 0:
             os.close(in_session_r)
             _child(request, listener, conn, in_session_w)

@@ -101,11 +101,14 @@ def dashboard_hint(settings: Settings, url: str) -> str:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's engine: Flower's deployment engine (real SuperNode processes, one per client)
-    unless FLP_FLOWER_MODE names another. For a small job it is the faster one from a cold start
+    unless FLP_FLOWER_MODE names another (or the settings rule it out: a secured SuperLink, fewer
+    SuperNodes than the job's clients). For a small job it is the faster one from a cold start
     too (README, "The FL runtime"); `flp serve` keeps the simulation engine as its default, which
     takes any number of virtual clients."""
     if "flower_mode" in settings.model_fields_set:
         return settings
+    if settings.flower_secured or settings.flower_supernodes < DEMO_JOB["num_clients"]:
+        return settings  # a secured SuperLink takes registered devices only; too few nodes for the job
     return settings.model_copy(update={"flower_mode": "deployment"})
 
 

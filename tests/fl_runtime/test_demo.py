@@ -15,6 +15,10 @@ def test_the_demo_runs_on_the_deployment_engine_unless_told_otherwise() -> None:
     assert demo_settings(Settings()).flower_mode == "deployment"
     assert demo_settings(Settings(flower_mode="simulation")).flower_mode == "simulation"
     assert demo_settings(Settings(flower_mode="off")).flower_mode == "off"
+    # a secured SuperLink takes registered devices only, and the job needs 3 SuperNodes
+    assert demo_settings(Settings(flower_secure=True)).flower_mode == "simulation"
+    assert demo_settings(Settings(flower_host="0.0.0.0")).flower_mode == "simulation"  # noqa: S104
+    assert demo_settings(Settings(flower_supernodes=2)).flower_mode == "simulation"
 
 
 def test_flp_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:

@@ -443,3 +443,24 @@ def test_a_woken_node_without_a_wake_up_pulls_again_after_its_fallback_wait(monk
         assert real.slept == [fast_node.REPLY_POLL_S]  # only the idle wait listens for wake-ups
     finally:
         sock.close()
+
+
+def test_a_grid_nobody_wakes_polls_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulation's SuperLink and remote ones send no wake-ups: the Grid's socket is bound, but
+    it keeps its short backoff until a first wake-up comes."""
+    waits: list[float] = []
+    real_select = select.select
+
+    def recording_select(r: Any, w: Any, x: Any, timeout: float) -> Any:
+        waits.append(timeout)
+        return real_select(r, w, x, timeout)
+
+    monkeypatch.setattr(prompt_grid.select, "select", recording_select)
+    grid = prompt_grid.PromptGrid(ScriptedGrid({"a": 0.0, "b": 0.3}))
+    try:
+        replies = list(grid.send_and_receive([], timeout=30))
+        assert sorted(r.metadata.reply_to_message_id for r in replies) == ["a", "b"]
+        assert grid._woken_by is not None and waits and max(waits) <= prompt_grid.MAX_POLL_S
+    finally:
+        if grid._woken_by is not None:
+            grid._woken_by.close()

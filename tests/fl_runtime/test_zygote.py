@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -103,4 +106,32 @@ def test_the_zygote_forks_only_the_platforms_flower_modules(zygote: ZygoteProces
         zygote.fork("os", [], dict(os.environ), tmp_path, tmp_path / "x.log")
     with pytest.raises(ValueError, match="forks `python -m MODULE"):
         ForkedProcess("x", ["/bin/true"], {}, tmp_path / "x.log", tmp_path, zygote)
+    assert zygote.running()
+
+
+def _ask(zygote: ZygoteProcess, payload: bytes) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect("\0" + zygote.listen)
+        sock.sendall(payload + b"\n")
+        answer: dict[str, object] = json.loads(sock.makefile("rb").readline())
+        return answer
+
+
+def test_the_zygote_forks_only_for_its_engine_and_survives_bad_requests(zygote: ZygoteProcess, tmp_path: Path) -> None:
+    assert _ask(zygote, b"[1, 2]") == {"error": "a request is a JSON object"}
+    assert _ask(zygote, b"not json")["error"]
+    request = {"module": "fl_runtime.fast_node", "argv": "executor", "env": {}, "cwd": "/", "log": "/dev/null"}
+    assert _ask(zygote, json.dumps(request).encode()) == {"error": "'argv' missing or not a list"}
+    # an abstract socket has no file permissions: another process on the host asks in vain
+    request["argv"] = ["executor", "--runtime-api-address", "127.0.0.1:1"]
+    script = (
+        "import json, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect('\\0' + sys.argv[1])\n"
+        "s.sendall(sys.argv[2].encode() + b'\\n'); print(s.makefile('rb').readline().decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, zygote.listen, json.dumps(request)], capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(out.stdout) == {"error": "only the engine that started this zygote may use it"}, out.stderr
     assert zygote.running()

@@ -27,7 +27,7 @@ OBJECT_PULL_BACKOFF = {"initial_backoff": 0.01, "backoff_cap": 0.25, "max_tries_
 FIRST_POLL_S = 0.01
 MAX_POLL_S = 0.25
 GROWTH = 1.5
-MAX_POLL_WOKEN_S = 1.0  # the SuperLink wakes the Grid for each reply: polls are only a fallback
+MAX_POLL_WOKEN_S = 1.0  # once the SuperLink has woken the Grid for a reply: polls are only a fallback
 RUN_WAKE_PREFIX = "flp-run-"  # + run id; fl_runtime.fast_link.RUN_WAKE_PREFIX
 
 
@@ -47,7 +47,10 @@ def _bind_wake_socket(run_id: int) -> socket.socket | None:
     """The datagram socket the platform's SuperLink wakes this run's ServerApp by when a reply
     is stored (`fl_runtime/fast_link.py`, which names it the same way; this app cannot import
     it). None where it cannot be bound (not Linux): the Grid then only polls."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock = socket.socket(getattr(socket, "AF_UNIX"), socket.SOCK_DGRAM)  # noqa: B009 - not on Windows
+    except (AttributeError, OSError):
+        return None
     try:
         sock.bind(f"\0{RUN_WAKE_PREFIX}{run_id}")  # a Linux abstract socket: no file to clean up
     except OSError:
@@ -61,13 +64,15 @@ class PromptGrid(Grid):
         self.inner = inner
         self._woken_by: socket.socket | None = None
         self._bound = False
+        self._woken = False  # a wake-up came: this SuperLink wakes the Grid (the platform's, on one host)
         shorten_object_pull_backoff()
 
     def _bind(self) -> None:
         """Before the first push: a reply stored before the socket exists would wake nobody."""
         if not self._bound:
             self._bound = True
-            self._woken_by = _bind_wake_socket(self.run.run_id)
+            run_id = getattr(getattr(self.inner, "run", None), "run_id", None)
+            self._woken_by = _bind_wake_socket(run_id) if isinstance(run_id, int) else None
 
     def _wait(self, seconds: float) -> None:
         """Until a reply is stored (the SuperLink says so) or `seconds` passed."""
@@ -75,6 +80,7 @@ class PromptGrid(Grid):
             time.sleep(seconds)
             return
         if select.select([self._woken_by], [], [], seconds)[0]:
+            self._woken = True
             with contextlib.suppress(BlockingIOError):
                 while True:  # one pull for however many replies came
                     self._woken_by.recv(16, socket.MSG_DONTWAIT)
@@ -112,7 +118,9 @@ class PromptGrid(Grid):
         pending = set(self.push_messages(messages))
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
-        poll = FIRST_POLL_S if self._woken_by is None else MAX_POLL_WOKEN_S
+        # until a first wake-up shows that the SuperLink sends them (not simulation's, not a
+        # remote one), the Grid polls as it always did
+        poll = MAX_POLL_WOKEN_S if self._woken else FIRST_POLL_S
         while pending:
             got = list(self.pull_messages(pending))
             replies.extend(got)
@@ -126,7 +134,7 @@ class PromptGrid(Grid):
                 self._wait(min(poll, left))
             else:
                 self._wait(poll)
-            poll = min(poll * GROWTH, MAX_POLL_S if self._woken_by is None else MAX_POLL_WOKEN_S)
+            poll = min(poll * GROWTH, MAX_POLL_WOKEN_S if self._woken else MAX_POLL_S)
         return replies
 
 
