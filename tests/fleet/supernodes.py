@@ -1,7 +1,11 @@
-"""SuperNodes as a device runs them: its own key pair, the federation's CA, TLS to the SuperLink."""
+"""SuperNodes as a device runs them (the `flp_supernode` role's start script): its own key pair,
+the federation's CA, TLS to the SuperLink; `fast_node supernode --isolation process` with its
+long-lived ClientApp executor beside it, in one session (stopped together)."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 from config.ports import free_port
@@ -14,8 +18,19 @@ def device_supernode(
 ) -> ManagedProcess:
     home = root / name / "home"
     home.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "flower-supernode",
+    port = free_port()
+    wake = f"flp-test-device-{name}-{port}"
+    python = [sys.executable, "-m", "fl_runtime.fast_node"]
+    executor = [*python, "executor", "--runtime-api-address", f"127.0.0.1:{port}", "--wake", wake]
+    supernode = [
+        *python,
+        "supernode",
+        "--wake",
+        wake,
+        "--isolation",
+        "process",
+        "--host",
+        "127.0.0.1",
         "--superlink",
         superlink,
         "--root-certificates",
@@ -25,8 +40,11 @@ def device_supernode(
         "--node-config",
         f"partition-id={partition} num-partitions={partitions}",
         "--port",
-        str(free_port()),
+        str(port),
         "--max-retries",
         "0",
     ]
-    return ManagedProcess(f"device-{name}", argv, flower_env(home), root / name / "supernode.log", cwd=root / name)
+    script = f"{shlex.join(executor)} & exec {shlex.join(supernode)}"  # as flp-supernode.sh.j2
+    return ManagedProcess(
+        f"device-{name}", ["sh", "-c", script], flower_env(home), root / name / "supernode.log", cwd=root / name
+    )
