@@ -54,7 +54,7 @@ class ServeProcess:
             **os.environ,
             "FLP_DATA_DIR": str(self.data_dir),
             "FLP_API_PORT": str(self.port),
-            "FLP_FLOWER_MODE": "simulation",
+            "FLP_FLOWER_MODE": "deployment",  # the demo's engine: a job in seconds, no Ray cluster
             "FLP_RATE_LIMIT_PER_MINUTE": "0",
             "OTEL_SDK_DISABLED": "true",
             "FLWR_TELEMETRY_ENABLED": "0",
