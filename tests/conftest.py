@@ -29,7 +29,7 @@ from tests.auth.helpers import admin_headers  # noqa: E402
 # on a 2-core machine only make both slow) and SuperNode fleets without Ray ("supernodes"); every
 # other test is scheduled on its own beside them. By path, in our own scheduler: xdist's
 # `xdist_group` mark rewrites node ids in a way pytest 9 no longer honours.
-RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/", "tests/observability/test_fl_")
+RAY_PATHS = ("tests/fl_runtime/", "tests/scaleout/")
 SUPERNODE_PATHS = (
     "tests/fl_runtime/test_demo",
     "tests/fl_runtime/test_prove_model",
@@ -39,6 +39,7 @@ SUPERNODE_PATHS = (
     "tests/fleet/",
     "tests/deploy/test_ansible",
     "tests/web/test_dashboard_browser",
+    "tests/observability/test_fl_",
 )
 
 

@@ -1,4 +1,4 @@
-"""A real Flower job (simulation engine): every round the ServerApp reports joins the job's
+"""A real Flower job (deployment engine, as `make demo` runs it): every round the ServerApp reports joins the job's
 trace (POST /jobs -> the supervisor's flower.run.start -> each RecordRoundResult), and a scrape
 of /metrics afterwards parses and shows the counters moved by exactly the job's amounts."""
 
@@ -28,7 +28,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_a_flower_job_is_one_trace_and_moves_the_metrics(tmp_path: Path, otlp: tuple[Spans, int]) -> None:
     spans, port = otlp
-    with serve(tmp_path / "flp", port, FLP_FLOWER_MODE="simulation", FLP_FLOWER_REPLY_TIMEOUT_S="120") as served:
+    with serve(tmp_path / "flp", port, FLP_FLOWER_MODE="deployment", FLP_FLOWER_REPLY_TIMEOUT_S="120") as served:
         async with client(served) as http:
             body = {"job_id": "fl", "name": "traced", "rounds": ROUNDS, "min_clients": 1, "num_clients": 2, "seed": 7}
             assert (await http.post("/jobs", json=body)).status_code == 201
