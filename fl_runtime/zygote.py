@@ -128,11 +128,12 @@ def _parse(line: bytes) -> dict[str, Any]:
 def _answer(conn: socket.socket, listener: socket.socket) -> None:
     with conn:
         conn.settimeout(10.0)
+        line = conn.makefile("rb").readline()  # read before answering: closing on unread bytes resets the peer
         if not _peer_is_our_engine(conn):
             conn.sendall(json.dumps({"error": "only the engine that started this zygote may use it"}).encode() + b"\n")
             return
         try:
-            request = _parse(conn.makefile("rb").readline())
+            request = _parse(line)
         except ValueError as exc:  # json's errors are ValueErrors too
             conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             return

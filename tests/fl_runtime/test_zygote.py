@@ -133,5 +133,6 @@ def test_the_zygote_forks_only_for_its_engine_and_survives_bad_requests(zygote: 
     out = subprocess.run(
         [sys.executable, "-c", script, zygote.listen, json.dumps(request)], capture_output=True, text=True, timeout=60
     )
+    assert out.returncode == 0 and out.stdout.strip(), (out.returncode, out.stdout, out.stderr)
     assert json.loads(out.stdout) == {"error": "only the engine that started this zygote may use it"}, out.stderr
     assert zygote.running()
