@@ -87,6 +87,16 @@ def write_cli_config(flwr_home: Path, address: str, ca_file: Path | None = None)
     )
 
 
+def _kill_owned(owner: str, timeout_s: float) -> int:
+    """SIGKILL every live process carrying `owner`'s marker and wait for them; how many there were."""
+    leftovers = owned_processes(owner)
+    for proc in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(leftovers, timeout=timeout_s)
+    return len(leftovers)
+
+
 def _healthy(url: str, verify: str | bool = True) -> bool:
     try:
         return httpx.get(url, timeout=1.0, verify=verify).is_success
@@ -321,11 +331,7 @@ class FlowerEngine:
         for proc in reversed(self.processes):
             proc.stop()
         for owner in self.owners:  # e.g. a child the zygote forked but whose pid never reached us
-            leftovers = owned_processes(owner)
-            for leftover in leftovers:
-                with contextlib.suppress(psutil.Error):
-                    leftover.kill()
-            psutil.wait_procs(leftovers, timeout=5)
+            _kill_owned(owner, timeout_s=5)
         self.processes.clear()
         self.zygote = None
         self.control_address = ""  # start() may run again (the runtime lease came back)
@@ -362,10 +368,5 @@ class FlowerEngine:
         except (OSError, ValueError):
             return
         for owner in owners if isinstance(owners, list) else []:
-            leftovers = owned_processes(str(owner))
-            if leftovers:
-                log.warning("stopping %s Flower processes a previous flp process left (%s)", len(leftovers), owner)
-            for proc in leftovers:
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-            psutil.wait_procs(leftovers, timeout=10)
+            if killed := _kill_owned(str(owner), timeout_s=10):
+                log.warning("stopped %s Flower processes a previous flp process left (%s)", killed, owner)

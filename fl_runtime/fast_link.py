@@ -115,13 +115,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from flwr.superlink.cli.flower_superlink import flower_superlink
 
     from fl_runtime import flower_deps
+    from fl_runtime.fast_node import take_option
 
     args = list(sys.argv[1:] if argv is None else argv)
-    nodes: list[str] = []
-    if "--wake-nodes" in args:  # ours, not Flower's
-        at = args.index("--wake-nodes")
-        nodes = [name for name in args[at + 1].split(",") if name]
-        del args[at : at + 2]
+    nodes = [name for name in (take_option(args, "--wake-nodes") or "").split(",") if name]
     install_scoped_middleware(superlink_main)
     flower_deps.install(superlink_main)  # its cheap `def` dependencies without a thread hop
     wake_on_store(InMemoryLinkState, nodes)

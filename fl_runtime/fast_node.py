@@ -108,7 +108,7 @@ def shorten_object_pull_backoff() -> None:
             fn.__kwdefaults__.update(OBJECT_PULL_BACKOFF)
 
 
-def _wake_address(name: str) -> str:
+def abstract_address(name: str) -> str:
     return "\0" + name  # Linux abstract socket: no file to clean up, no path length limit
 
 
@@ -118,7 +118,7 @@ def wake(name: str | None) -> None:
         return
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        sock.sendto(b"!", _wake_address(name))
+        sock.sendto(b"!", abstract_address(name))
 
 
 def node_wake_name(wake_name: str) -> str:
@@ -208,7 +208,8 @@ def set_node_heartbeat_interval(seconds: int) -> None:
     fleet_http_connection.HEARTBEAT_DEFAULT_INTERVAL = seconds  # type: ignore[attr-defined]
 
 
-def _take_option(args: list[str], name: str) -> str | None:
+def take_option(args: list[str], name: str) -> str | None:
+    """Remove `name VALUE` (one of our options, not Flower's) from `args`; the value, or None."""
     if name not in args:
         return None
     at = args.index(name)
@@ -228,9 +229,9 @@ def run_supernode(argv: Sequence[str]) -> None:
         import flower_deps  # type: ignore[no-redef]
 
     args = list(argv)
-    wake_name = _take_option(args, "--wake")  # ours, not Flower's
-    woken_as = _take_option(args, "--woken-as")  # the SuperLink on this host wakes the node by it
-    heartbeat = _take_option(args, "--heartbeat-interval")
+    wake_name = take_option(args, "--wake")  # ours, not Flower's
+    woken_as = take_option(args, "--woken-as")  # the SuperLink on this host wakes the node by it
+    heartbeat = take_option(args, "--heartbeat-interval")
     if heartbeat is not None:
         set_node_heartbeat_interval(int(heartbeat))
     finish_tasks_of_stopped_runs(start_client_internal)
@@ -435,7 +436,7 @@ def _wake_socket(name: str | None) -> socket.socket | None:
     if not name:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(_wake_address(name))
+    sock.bind(abstract_address(name))
     return sock
 
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import psutil
 
+from fl_runtime.fast_node import abstract_address
 from fl_runtime.processes import OWNER_ENV, ManagedProcess, session_members, stop_session
 
 log = logging.getLogger("flp.zygote")
@@ -52,10 +53,6 @@ log = logging.getLogger("flp.zygote")
 REAP_INTERVAL_S = 0.2
 FORK_TIMEOUT_S = 120.0  # a fresh zygote answers once its preloads are imported
 SERVED_MODULES = ("fl_runtime.fast_node", "fl_runtime.fast_serverapp")
-
-
-def _address(name: str) -> str:
-    return "\0" + name  # Linux abstract socket: no file to clean up, no path length limit
 
 
 # --- in the zygote ---------------------------------------------------------------------------
@@ -166,7 +163,7 @@ def serve(name: str, preloads: Sequence[str]) -> None:
     from fl_runtime.fast_node import preload
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(_address(name))
+    listener.bind(abstract_address(name))
     listener.listen(64)
     loaded = preload(preloads)
     if threading.active_count() > 1:  # a fork copies only the calling thread
@@ -255,7 +252,7 @@ class ZygoteProcess(ManagedProcess):
             try:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                     sock.settimeout(max(1.0, deadline - time.monotonic()))
-                    sock.connect(_address(self.listen))
+                    sock.connect(abstract_address(self.listen))
                     sock.sendall(json.dumps(request).encode() + b"\n")
                     answer = json.loads(sock.makefile("rb").readline() or b"{}")
                 break
