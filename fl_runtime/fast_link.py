@@ -24,6 +24,8 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fl_runtime.inline_middleware import inlined
+
 RUN_WAKE_PREFIX = "flp-run-"  # + run id: what the ServerApp's PromptGrid binds (flp_flower/prompt_grid.py)
 CONTROL_PREFIX = "/v1/control/"
 FLEET_PREFIX = "/v1/fleet/"
@@ -45,11 +47,13 @@ class PathScoped:
 
 
 def scoped_middleware(stack: Sequence[Middleware], prefixes: dict[type, str]) -> list[Middleware]:
-    """`stack` in the same order, each middleware whose class is in `prefixes` scoped to its path."""
+    """`stack` in the same order, each middleware whose class is in `prefixes` scoped to its path,
+    and each one's next app called in place on the unary APIs (`inline_middleware.inlined`)."""
     out = []
     for layer in stack:
         prefix = prefixes.get(layer.cls)  # type: ignore[call-overload]
-        out.append(layer if prefix is None else Middleware(PathScoped, prefix=prefix, middleware=layer))
+        fast = inlined(layer)
+        out.append(fast if prefix is None else Middleware(PathScoped, prefix=prefix, middleware=fast))
     return out
 
 

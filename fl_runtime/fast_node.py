@@ -23,8 +23,8 @@ ClientApp that raises gets Flower's Error reply and the process takes the next t
 kills the process is restarted by its owner (the platform, or systemd on a device). Forking a
 fresh child per message, as this did before, cost ~0.18 CPU-seconds each (re-importing the app,
 re-reading the data, a new HTTP client); running in place costs ~0.05. Only flwr and the standard
-library are needed (and `flower_deps.py`, flwr's own FastAPI only), so the two files run on an edge
-device as they are. Tied to flwr 1.42 (pinned), as `control.py` is.
+library are needed (and `flower_deps.py` and `inline_middleware.py`, flwr's own FastAPI and
+Starlette only), so the three files run on an edge device as they are. Tied to flwr 1.42 (pinned), as `control.py` is.
 """
 
 from __future__ import annotations
@@ -224,9 +224,10 @@ def run_supernode(argv: Sequence[str]) -> None:
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
     try:
-        from fl_runtime import flower_deps
-    except ImportError:  # on a device, ansible/ installs it beside this file
+        from fl_runtime import flower_deps, inline_middleware
+    except ImportError:  # on a device, ansible/ installs them beside this file
         import flower_deps  # type: ignore[no-redef]
+        import inline_middleware  # type: ignore[no-redef]
 
     args = list(argv)
     wake_name = take_option(args, "--wake")  # ours, not Flower's
@@ -238,6 +239,7 @@ def run_supernode(argv: Sequence[str]) -> None:
     install_prompt_clock(start_client_internal, wake_name, woken_as)
     shorten_object_pull_backoff()
     flower_deps.install(supernode_main)  # its Runtime API's cheap `def` dependencies without a thread hop
+    inline_middleware.install(supernode_main)  # its two HTTP middlewares without a task per request
     sys.argv = ["flower-supernode", *args]
     flower_supernode()
 

@@ -1,6 +1,7 @@
 """The SuperLink launcher (`fl_runtime.fast_link`): each single-API middleware of Flower sees exactly
-the requests it acts on, in Flower's order; every other request skips it (real Starlette, real
-Flower middleware stack). A whole job through it runs in the engine tests."""
+the requests it acts on, in Flower's order; every other request skips it; each one's next app is
+called in place (`inline_middleware`) (real Starlette, real Flower middleware stack). A whole job
+through it runs in the engine tests."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from fl_runtime import fast_link
+from fl_runtime.inline_middleware import InlineDispatch
 
 SEEN: list[str] = []
 
@@ -53,7 +55,9 @@ async def test_scoped_middleware_runs_only_under_its_prefix_and_keeps_the_order(
     stack = [Middleware(Outer), Middleware(ControlOnly), Middleware(FleetOnly)]
     scoped = fast_link.scoped_middleware(stack, {FleetOnly: "/v1/fleet/", ControlOnly: "/v1/control/"})
     classes: list[object] = [m.cls for m in scoped]
-    assert classes == [Outer, fast_link.PathScoped, fast_link.PathScoped]
+    assert classes == [InlineDispatch, fast_link.PathScoped, fast_link.PathScoped]
+    inner: list[object] = [m.kwargs["middleware"].cls for m in scoped]  # type: ignore[attr-defined]
+    assert inner == [Outer, InlineDispatch, InlineDispatch]
     routes = [Route(p, endpoint, methods=["POST"]) for p in ("/v1/fleet/pull", "/v1/control/list", "/v1/runtime/x")]
     app = Starlette(routes=routes, middleware=scoped)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://link") as client:
@@ -82,8 +86,11 @@ def test_flowers_stack_keeps_its_order_with_the_single_api_layers_scoped() -> No
         cls: object = theirs.cls
         if isinstance(cls, type) and cls in prefixes:
             scoped += 1
-            assert mine.cls is fast_link.PathScoped and mine.kwargs["middleware"].cls is cls
-            assert mine.kwargs["prefix"] == prefixes[cls]
+            assert mine.cls is fast_link.PathScoped and mine.kwargs["prefix"] == prefixes[cls]
+            mine = mine.kwargs["middleware"]
         else:  # the error translator and the protobuf translation see every request
-            assert mine is theirs or (mine.cls is theirs.cls and mine.kwargs == theirs.kwargs)
+            assert not isinstance(cls, type) or cls not in prefixes
+        assert mine.cls is InlineDispatch  # each one's next app called in place on the unary APIs
+        inner = mine.kwargs["middleware"]
+        assert inner.cls is theirs.cls and inner.kwargs == theirs.kwargs
     assert scoped == 6

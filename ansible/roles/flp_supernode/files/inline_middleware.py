@@ -1,0 +1,1 @@
+../../../../fl_runtime/inline_middleware.py
