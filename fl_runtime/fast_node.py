@@ -75,6 +75,7 @@ class PromptClock:
     def __init__(self, real: ModuleType = time, woken_by: socket.socket | None = None) -> None:
         self._real = real
         self._woken_by = woken_by  # the SuperLink wakes this node when it stores a message for it
+        self._pull_due = True  # woken, or the fallback wait is over: pull
         self.idle_s = IDLE_POLL_FIRST_S
 
     def __getattr__(self, name: str) -> Any:
@@ -83,6 +84,7 @@ class PromptClock:
     def sleep(self, seconds: float) -> None:
         if seconds == FLOWER_IDLE_SLEEP_S and self._woken_by is not None:  # a pull brought nothing
             _wait_for_wake(self._woken_by, IDLE_POLL_WOKEN_S)
+            self._pull_due = True
         elif seconds == FLOWER_IDLE_SLEEP_S:
             self._real.sleep(self.idle_s)
             self.idle_s = min(self.idle_s * IDLE_POLL_GROWTH, IDLE_POLL_MAX_S)
@@ -94,6 +96,19 @@ class PromptClock:
 
     def message_arrived(self) -> None:
         self.idle_s = IDLE_POLL_FIRST_S
+
+    def pull_due(self) -> bool:
+        """Whether the node's next pull may find something. Flower's loop pulls again right after
+        it pushed a reply, and the next message of a round (evaluate after train) is stored only
+        once every node replied and the ServerApp aggregated, so that pull came back empty every
+        time. A node the SuperLink wakes pulls when a wake-up came since its last pull (one for a
+        message stored while it was busy waits in its socket) or its fallback wait is over; a
+        node nobody wakes pulls whenever Flower's loop does."""
+        if self._woken_by is None:
+            return True
+        due = self._pull_due or _drain(self._woken_by)
+        self._pull_due = False
+        return due
 
 
 def shorten_object_pull_backoff() -> None:
@@ -134,6 +149,8 @@ def install_prompt_clock(module: Any, wake_name: str | None = None, woken_as: st
     pull: Callable[..., Any] = module._pull_and_store_message
 
     def pull_and_note(*args: Any, **kwargs: Any) -> Any:
+        if not clock.pull_due():
+            return None  # as an empty pull: Flower's loop waits (`PromptClock.sleep`), then asks again
         run_id = pull(*args, **kwargs)
         if run_id is not None:
             clock.message_arrived()
@@ -447,9 +464,17 @@ def _wait_for_wake(sock: socket.socket | None, timeout_s: float) -> None:
         time.sleep(timeout_s)
         return
     if select.select([sock], [], [], timeout_s)[0]:
-        with contextlib.suppress(BlockingIOError):
-            while True:  # one wake-up for however many came
-                sock.recv(16, socket.MSG_DONTWAIT)
+        _drain(sock)  # one wake-up for however many came
+
+
+def _drain(sock: socket.socket) -> bool:
+    """Take every wake-up waiting in `sock`, without blocking; whether there was one."""
+    woken = False
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.recv(16, socket.MSG_DONTWAIT)
+            woken = True
+    return woken
 
 
 def wait_for_listener(address: str, poll_s: float = 0.1) -> None:
@@ -506,7 +531,8 @@ def run_executor(
         res = client.AcquireTask(request)
         if res.HasField("task") and res.token:
             run_task(runtime_api_address, res.token, insecure, certificates, apps, signals)
-            continue  # another task may be waiting (several runs)
+            if wake_socket is None or _drain(wake_socket):
+                continue  # another task may be waiting (several runs): its wake-up came meanwhile
         _wait_for_wake(wake_socket, TASK_POLL_S if wake_socket is None else TASK_POLL_WOKEN_S)
 
 

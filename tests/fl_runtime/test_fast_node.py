@@ -90,6 +90,40 @@ def test_a_pulled_message_wakes_the_executor_and_an_empty_pull_does_not() -> Non
     fast_node.wake(None)
 
 
+def test_a_woken_node_pulls_only_after_a_wake_up_or_its_fallback_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower's loop pulls again right after a reply: a node the SuperLink wakes skips that pull
+    unless a wake-up came meanwhile, and pulls whenever one came or its fallback wait is over."""
+    monkeypatch.setattr(fast_node, "IDLE_POLL_WOKEN_S", 0.05)
+    node = f"flp-test-{uuid.uuid4().hex}"
+    pulls: list[str] = []
+    results: Iterator[str | None] = iter(["run-1", None, "run-1", None])
+
+    def pull(**_: Any) -> str | None:
+        pulls.append("pull")
+        return next(results)
+
+    module = SimpleNamespace(_pull_and_store_message=pull, time=time)
+    clock = fast_node.install_prompt_clock(module, None, woken_as=node)
+    woken_by = clock._woken_by
+    assert woken_by is not None
+    try:
+        assert module._pull_and_store_message() == "run-1" and len(pulls) == 1  # the first pull is due
+        assert module._pull_and_store_message() is None and len(pulls) == 1  # after the reply: skipped
+        fast_node.wake(node)  # the SuperLink stored a message while the node was busy
+        fast_node.wake(node)
+        assert module._pull_and_store_message() is None and len(pulls) == 2  # pulled (for another node)
+        assert module._pull_and_store_message() is None and len(pulls) == 2  # both wake-ups taken at once
+        fast_node.wake(node)
+        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # Flower's idle wait: back on the wake-up
+        assert module._pull_and_store_message() == "run-1" and len(pulls) == 3
+        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # nobody wakes it: back after the fallback wait
+        assert module._pull_and_store_message() is None and len(pulls) == 4  # and pulls anyway
+    finally:
+        woken_by.close()
+    unwoken = fast_node.PromptClock(RecordingTime())  # type: ignore[arg-type]
+    assert all(unwoken.pull_due() for _ in range(3))  # nobody wakes it: every pull Flower makes
+
+
 def _pull_into_node(stopped: bool) -> tuple[Any, Any]:
     """Flower's own SuperNode receive step (`_pull_and_store_message`, wrapped as the platform
     runs it) on a real in-memory node state, for one train message of a run the node knows."""
