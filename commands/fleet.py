@@ -2,7 +2,7 @@
 record NodeRegistered / NodeRevoked through the fleet decider.
 
 Keys are the ones Flower's SuperNode authentication uses: elliptic-curve keys on a NIST curve
-(`ssh-keygen -t ecdsa -b 384` gives an OpenSSH public key; PEM SubjectPublicKeyInfo is accepted
+(`ssh-keygen -t ecdsa -b 256` gives an OpenSSH public key; PEM SubjectPublicKeyInfo is accepted
 too). The fingerprint is the sha256 of the key's DER SubjectPublicKeyInfo, which is also its
 address in the artifact store: events hold the fingerprint, never the key.
 """
@@ -69,7 +69,7 @@ def parse_public_key(text: str | bytes) -> PublicKey:
     except Exception as exc:  # cryptography's UnsupportedAlgorithm
         raise BadKey("not a readable public key (unsupported key type)") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise BadKey("SuperNode keys must be elliptic-curve keys (ssh-keygen -t ecdsa -b 384)")
+        raise BadKey("SuperNode keys must be elliptic-curve keys (ssh-keygen -t ecdsa -b 256)")
     if not isinstance(key.curve, NIST_CURVES):
         raise BadKey(f"curve {key.curve.name} is not an approved NIST curve")
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -498,3 +498,28 @@ def test_a_grid_nobody_wakes_polls_as_before(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         if grid._woken_by is not None:
             grid._woken_by.close()
+
+
+def test_a_keyless_supernode_signs_on_p256_which_flowers_superlink_accepts() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from flwr.supercore.primitives.asymmetric import (
+        bytes_to_public_key,
+        public_key_to_bytes,
+        sign_message,
+        uses_nist_ec_curve,
+        verify_signature,
+    )
+    from flwr.supernode import fleet_http_connection
+
+    module = SimpleNamespace(generate_key_pairs=fleet_http_connection.generate_key_pairs)  # type: ignore[attr-defined]
+    private_key, _ = module.generate_key_pairs()
+    assert isinstance(private_key.curve, ec.SECP384R1)  # flwr 1.42's own choice
+    fast_node.sign_with_p256_when_keyless(module)
+    private_key, public_key = module.generate_key_pairs()
+    assert isinstance(private_key.curve, ec.SECP256R1)
+    # what the SuperLink does with the headers of a signed Fleet request (node_auth.authenticate_node)
+    sent = bytes_to_public_key(public_key_to_bytes(public_key))
+    assert uses_nist_ec_curve(sent)
+    stamp = b"2026-12-04T19:00:00.000000+00:00"
+    assert verify_signature(sent, stamp, sign_message(private_key, stamp))
+    assert not verify_signature(sent, stamp + b"1", sign_message(private_key, stamp))
