@@ -24,7 +24,8 @@ kills the process is restarted by its owner (the platform, or systemd on a devic
 fresh child per message, as this did before, cost ~0.18 CPU-seconds each (re-importing the app,
 re-reading the data, a new HTTP client); running in place costs ~0.05. Only flwr and the standard
 library are needed (and `flower_deps.py` and `inline_middleware.py`, flwr's own FastAPI and
-Starlette only), so the three files run on an edge device as they are. Tied to flwr 1.42 (pinned), as `control.py` is.
+Starlette only), so the three files run on an edge device as they are. Tied to flwr 1.42
+(pinned), as `control.py` is.
 """
 
 from __future__ import annotations
