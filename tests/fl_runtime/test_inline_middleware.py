@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Annotated
 
+import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -20,11 +21,15 @@ from flwr.supercore.protobuf.routing import ProtobufRoute
 from flwr.supercore.protobuf.translation import PROTOBUF_REQUEST_DEPENDENCY, ProtobufTranslationMiddleware
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.testclient import TestClient
 
 from fl_runtime.inline_middleware import InlineDispatch, inlined, install
 
 PROTOBUF = {"content-type": PROTOBUF_MEDIA_TYPE}
+
+
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://link")
 
 
 def flower_like_app(inline: bool) -> FastAPI:
@@ -73,11 +78,11 @@ CASES = [
 
 
 @pytest.mark.parametrize(("case", "body", "headers"), CASES, ids=[case for case, _, _ in CASES])
-def test_flower_layers_answer_the_same_when_inlined(case: str, body: bytes, headers: dict[str, str]) -> None:
+async def test_flower_layers_answer_the_same_when_inlined(case: str, body: bytes, headers: dict[str, str]) -> None:
     answers = []
     for inline in (False, True):
-        with TestClient(flower_like_app(inline), raise_server_exceptions=False) as client:
-            response = client.post("/v1/fleet/get-run", content=body, headers=headers)
+        async with client_of(flower_like_app(inline)) as client:
+            response = await client.post("/v1/fleet/get-run", content=body, headers=headers)
             answers.append((response.status_code, sorted(response.headers.items()), response.content))
     plain, inlined_answer = answers
     assert inlined_answer == plain
@@ -89,13 +94,13 @@ def test_flower_layers_answer_the_same_when_inlined(case: str, body: bytes, head
         assert plain[0] >= 400, case
 
 
-def test_the_stack_is_inlined_and_other_paths_keep_flowers_layer() -> None:
+async def test_the_stack_is_inlined_and_other_paths_keep_flowers_layer() -> None:
     app = flower_like_app(inline=True)
     kinds: list[object] = [layer.cls for layer in app.user_middleware]
     assert kinds[1:] == [InlineDispatch, InlineDispatch]
-    with TestClient(app) as client:
-        assert client.get("/stream").text == "one two three"
-        assert client.get("/v1/fleet/nowhere").status_code == 404
+    async with client_of(app) as client:
+        assert (await client.get("/stream")).text == "one two three"
+        assert (await client.get("/v1/fleet/nowhere")).status_code == 404
 
     answers: dict[str, str] = {}
 
@@ -107,9 +112,9 @@ def test_the_stack_is_inlined_and_other_paths_keep_flowers_layer() -> None:
     app = FastAPI(middleware=[inlined(Middleware(BaseHTTPMiddleware, dispatch=records))])
     app.get("/v1/runtime/ping")(lambda: {"ok": True})
     app.get("/responses")(lambda: {"ok": True})
-    with TestClient(app) as client:
-        assert client.get("/v1/runtime/ping").json() == {"ok": True}
-        assert client.get("/responses").json() == {"ok": True}
+    async with client_of(app) as client:
+        assert (await client.get("/v1/runtime/ping")).json() == {"ok": True}
+        assert (await client.get("/responses")).json() == {"ok": True}
     # in place on a unary API; through Flower's BaseHTTPMiddleware (which streams) elsewhere
     assert answers == {"/v1/runtime/ping": "whole", "/responses": "streamed"}
 
@@ -119,7 +124,8 @@ def test_a_layer_that_is_not_base_http_is_left_as_it_is() -> None:
     assert inlined(layer) is layer
 
 
-def test_the_body_a_layer_read_reaches_the_next_app() -> None:
+@pytest.mark.timeout(20)  # without the replay the next app would wait for a body that never comes
+async def test_the_body_a_layer_read_reaches_the_next_app() -> None:
     seen: list[bytes] = []
 
     async def reads_body(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -133,8 +139,8 @@ def test_the_body_a_layer_read_reaches_the_next_app() -> None:
         seen.append(await request.body())
         return {"length": len(seen[-1])}
 
-    with TestClient(app) as client:
-        assert client.post("/v1/runtime/echo", content=b"payload").json() == {"length": 7}
+    async with client_of(app) as client:
+        assert (await client.post("/v1/runtime/echo", content=b"payload")).json() == {"length": 7}
     assert seen == [b"payload"]
 
 
