@@ -28,7 +28,6 @@ import psutil
 
 from config.ports import free_port
 from fl_runtime.control import Simulation
-from fl_runtime.fast_node import node_wake_name
 from fl_runtime.pki import pki_paths
 from fl_runtime.processes import ManagedProcess, owned_pids, owned_processes
 from fl_runtime.zygote import ForkedProcess, ZygoteProcess
@@ -193,8 +192,7 @@ class FlowerEngine:
             argv.append("--simulation")
         self._wake_tag = uuid.uuid4().hex[:12]  # wake-up names unique per start (several platforms per host)
         if self.mode == "deployment" and self.config.supernodes:
-            nodes = [node_wake_name(self._wake_name(i)) for i in range(self.config.supernodes)]
-            argv += ["--wake-nodes", ",".join(nodes)]  # ours: fast_link strips it
+            argv += ["--wake-nodes-as", self._node_wake_prefix]  # ours: fast_link strips it
         if self.mode == "deployment":  # started first: its imports are the longest part of a cold start
             self.zygote = ZygoteProcess("zygote", env, self.root / "logs" / "zygote.log", cwd=self.root)
             self.zygote.start()
@@ -255,7 +253,7 @@ class FlowerEngine:
                 "--wake",
                 self._wake_name(i),
                 "--woken-as",
-                node_wake_name(self._wake_name(i)),
+                self._node_wake_prefix,
                 "--heartbeat-interval",
                 str(OWNED_NODE_HEARTBEAT_S),
                 "--insecure",
@@ -287,8 +285,13 @@ class FlowerEngine:
             proc.wait_healthy(lambda: True, 1.0)  # started and still alive
 
     def _wake_name(self, i: int) -> str:
-        """What SuperNode i wakes its executor by (and, + "-pull", the SuperLink wakes it by)."""
+        """What SuperNode i wakes its executor by."""
         return f"flp-{self._wake_tag}-{i}"
+
+    @property
+    def _node_wake_prefix(self) -> str:
+        """What the SuperLink wakes a SuperNode by, + its node id (`fast_node.node_wake_address`)."""
+        return f"flp-{self._wake_tag}-node-"
 
     def ensure_running(self) -> bool:
         """Health check: restart any owned process that died (same ports). True when the

@@ -1,6 +1,6 @@
 """Flower's SuperLink with each of its HTTP middlewares run only on the API it belongs to.
 
-    python -m fl_runtime.fast_link [--wake-nodes NAME,...] <flower-superlink arguments>
+    python -m fl_runtime.fast_link [--wake-nodes-as PREFIX] <flower-superlink arguments>
 
 Why this is written by hand: flwr 1.42's SuperLink wraps every request (Fleet, Runtime and
 Control API alike) in eight `BaseHTTPMiddleware` layers, and each layer costs an anyio task group
@@ -85,22 +85,21 @@ def install_scoped_middleware(main_module: Any) -> None:
     main_module._get_middleware = lambda: scoped_middleware(flower_stack(), prefixes)
 
 
-def wake_on_store(state_cls: Any, node_wake_names: Sequence[str]) -> None:
+def wake_on_store(state_cls: Any, node_prefix: str | None) -> None:
     """Make the SuperLink's state (`InMemoryLinkState`, passed in, for tests) wake who waits for
-    what it just stored: the owned SuperNodes (`node_wake_names`, each woken for any message, as
-    the SuperLink does not know which name is which node) when the ServerApp stored a message for
-    them, and the run's ServerApp (`PromptGrid`, by its run id) when a node stored a reply. Both
-    sides poll as before when nothing wakes them (remote SuperNodes, a lost datagram): this only
-    spares them the empty polls in between, each a full HTTP request (~3 ms of SuperLink CPU)."""
-    from fl_runtime.fast_node import wake
+    what it just stored: the SuperNode a message is for (by `node_prefix` + its node id, the name
+    the platform's SuperNodes listen on: `fast_node.node_wake_address`) and the run's ServerApp
+    (`PromptGrid`, by its run id) when a node stored a reply. Both sides poll as before when
+    nothing wakes them (remote SuperNodes, a lost datagram): this only spares them the empty polls
+    in between, each a full HTTP request (~2-3 ms of SuperLink CPU)."""
+    from fl_runtime.fast_node import node_wake_address, wake
 
     store_ins, store_res = state_cls.store_message_ins, state_cls.store_message_res
 
     def store_message_ins(self: Any, message: Any) -> Any:
         stored = store_ins(self, message)
-        if stored is not None:
-            for name in node_wake_names:
-                wake(name)
+        if stored is not None and node_prefix:
+            wake(node_wake_address(node_prefix, message.metadata.dst_node_id))
         return stored
 
     def store_message_res(self: Any, message: Any) -> Any:
@@ -122,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from fl_runtime.fast_node import take_option
 
     args = list(sys.argv[1:] if argv is None else argv)
-    nodes = [name for name in (take_option(args, "--wake-nodes") or "").split(",") if name]
+    node_prefix = take_option(args, "--wake-nodes-as")  # ours, not Flower's
     install_scoped_middleware(superlink_main)
     flower_deps.install(superlink_main)  # its cheap `def` dependencies without a thread hop
-    wake_on_store(InMemoryLinkState, nodes)
+    wake_on_store(InMemoryLinkState, node_prefix)
     sys.argv = ["flower-superlink", *args]
     flower_superlink()
 

@@ -1,6 +1,6 @@
 """A Flower SuperNode at simulation speed: prompt polling and a long-lived, warm ClientApp process.
 
-    python -m fl_runtime.fast_node supernode [--wake NAME] [--woken-as NAME] [--heartbeat-interval S] <Flower's>
+    python -m fl_runtime.fast_node supernode [--wake NAME] [--woken-as PREFIX] [--heartbeat-interval S] <Flower's>
     python -m fl_runtime.fast_node executor --runtime-api-address HOST:PORT [--wake NAME]
 
 Why this is written by hand: Flower 1.42 has no long-lived ClientApp and no setting for the waits
@@ -71,20 +71,37 @@ PRELOAD = (
 
 class PromptClock:
     """Stands in for the `time` module inside Flower's SuperNode loop: every attribute is the real
-    one except `sleep`, whose fixed waits become a short, backing-off poll."""
+    one except `sleep`, whose fixed waits become a short, backing-off poll, or, for a node the
+    SuperLink wakes (`woken_as`, fast_link on one host), a wait for its wake-up."""
 
-    def __init__(self, real: ModuleType = time, woken_by: socket.socket | None = None) -> None:
+    def __init__(self, real: ModuleType = time, woken_as: str | None = None) -> None:
         self._real = real
-        self._woken_by = woken_by  # the SuperLink wakes this node when it stores a message for it
-        self._pull_due = True  # woken, or the fallback wait is over: pull
+        self._woken_as = woken_as  # the SuperLink wakes this node by this prefix + its node id
+        self._woken_by: socket.socket | None = None  # bound once the node knows its id (`listen`)
+        self._node_id: int | None = None
+        self._pending = 0  # wake-ups taken that no pull has answered yet: messages stored for it
+        self._pull_due = True  # the fallback wait is over (or nothing listened yet): pull
         self.idle_s = IDLE_POLL_FIRST_S
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
+    def listen(self, node_id: int) -> None:
+        """Take the SuperLink's wake-ups for `node_id` (again, when the node was given a new id);
+        if the name cannot be bound, the node polls as one nobody wakes."""
+        if self._woken_as is None or node_id == self._node_id:
+            return
+        if self._woken_by is not None:
+            self._woken_by.close()
+        self._node_id, self._woken_by, self._pull_due = node_id, None, True
+        try:
+            self._woken_by = _wake_socket(node_wake_address(self._woken_as, node_id))
+        except OSError as exc:
+            log.warning("not woken by the SuperLink (%s): polling", exc)
+
     def sleep(self, seconds: float) -> None:
         if seconds == FLOWER_IDLE_SLEEP_S and self._woken_by is not None:  # a pull brought nothing
-            _wait_for_wake(self._woken_by, IDLE_POLL_WOKEN_S)
+            self._pending += _wait_for_wake(self._woken_by, IDLE_POLL_WOKEN_S)
             self._pull_due = True
         elif seconds == FLOWER_IDLE_SLEEP_S:
             self._real.sleep(self.idle_s)
@@ -102,14 +119,18 @@ class PromptClock:
         """Whether the node's next pull may find something. Flower's loop pulls again right after
         it pushed a reply, and the next message of a round (evaluate after train) is stored only
         once every node replied and the ServerApp aggregated, so that pull came back empty every
-        time. A node the SuperLink wakes pulls when a wake-up came since its last pull (one for a
-        message stored while it was busy waits in its socket) or its fallback wait is over; a
-        node nobody wakes pulls whenever Flower's loop does."""
+        time. A node the SuperLink wakes pulls while wake-ups it took outnumber the pulls since
+        (one per message stored for it: a pull brings one message, and one stored while the node
+        was busy waits in its socket) or when its fallback wait is over; a node nobody wakes
+        pulls whenever Flower's loop does."""
         if self._woken_by is None:
             return True
-        due = self._pull_due or _drain(self._woken_by)
+        self._pending += _drain(self._woken_by)
+        if not (self._pull_due or self._pending):
+            return False
         self._pull_due = False
-        return due
+        self._pending = max(0, self._pending - 1)
+        return True
 
 
 def shorten_object_pull_backoff() -> None:
@@ -154,19 +175,24 @@ def wake(name: str | None) -> None:
         sock.sendto(b"!", abstract_address(name))
 
 
-def node_wake_name(wake_name: str) -> str:
-    """A name for the SuperNode whose executor is woken as `wake_name` to be woken by itself."""
-    return f"{wake_name}-pull"
+def node_wake_address(prefix: str, node_id: int) -> str:
+    """The name the SuperLink (fast_link) wakes SuperNode `node_id` by, when it stores a message
+    for it: one name per node, so each node's wake-ups count its own messages."""
+    return f"{prefix}{node_id}"
 
 
 def install_prompt_clock(module: Any, wake_name: str | None = None, woken_as: str | None = None) -> PromptClock:
     """Shorten the sleeps of `flwr.supernode.start_client_internal` (passed in, for tests), wake
     the executor `wake_name` as soon as a pulled message has become a task, and, given
-    `woken_as`, pull as soon as the SuperLink says a message is there (fast_link, on one host)."""
-    clock = PromptClock(woken_by=_wake_socket(woken_as))
+    `woken_as` (a prefix), pull as soon as the SuperLink says a message for this node is there
+    (fast_link, on one host)."""
+    clock = PromptClock(woken_as=woken_as)
     pull: Callable[..., Any] = module._pull_and_store_message
 
     def pull_and_note(*args: Any, **kwargs: Any) -> Any:
+        state = kwargs.get("state")
+        if state is not None:  # Flower's loop passes its node state, which knows the node's id
+            clock.listen(state.get_node_id())
         if not clock.pull_due():
             return None  # as an empty pull: Flower's loop waits (`PromptClock.sleep`), then asks again
         run_id = pull(*args, **kwargs)
@@ -266,7 +292,7 @@ def run_supernode(argv: Sequence[str]) -> None:
 
     args = list(argv)
     wake_name = take_option(args, "--wake")  # ours, not Flower's
-    woken_as = take_option(args, "--woken-as")  # the SuperLink on this host wakes the node by it
+    woken_as = take_option(args, "--woken-as")  # the SuperLink on this host wakes the node by it + its id
     heartbeat = take_option(args, "--heartbeat-interval")
     if heartbeat is not None:
         set_node_heartbeat_interval(int(heartbeat))
@@ -478,22 +504,24 @@ def _wake_socket(name: str | None) -> socket.socket | None:
     return sock
 
 
-def _wait_for_wake(sock: socket.socket | None, timeout_s: float) -> None:
+def _wait_for_wake(sock: socket.socket | None, timeout_s: float) -> int:
+    """Until a wake-up comes or `timeout_s` is over; how many wake-ups it took."""
     if sock is None:
         time.sleep(timeout_s)
-        return
+        return 0
     if select.select([sock], [], [], timeout_s)[0]:
-        _drain(sock)  # one wake-up for however many came
+        return _drain(sock)  # one wait for however many came
+    return 0
 
 
-def _drain(sock: socket.socket) -> bool:
-    """Take every wake-up waiting in `sock`, without blocking; whether there was one."""
-    woken = False
+def _drain(sock: socket.socket) -> int:
+    """Take every wake-up waiting in `sock`, without blocking; how many there were."""
+    taken = 0
     with contextlib.suppress(BlockingIOError):
         while True:
             sock.recv(16, socket.MSG_DONTWAIT)
-            woken = True
-    return woken
+            taken += 1
+    return taken
 
 
 def wait_for_listener(address: str, poll_s: float = 0.1) -> None:

@@ -90,36 +90,49 @@ def test_a_pulled_message_wakes_the_executor_and_an_empty_pull_does_not() -> Non
     fast_node.wake(None)
 
 
-def test_a_woken_node_pulls_only_after_a_wake_up_or_its_fallback_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Flower's loop pulls again right after a reply: a node the SuperLink wakes skips that pull
-    unless a wake-up came meanwhile, and pulls whenever one came or its fallback wait is over."""
+def test_a_woken_node_pulls_once_per_wake_up_or_after_its_fallback_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower's loop pulls again right after a reply: a node the SuperLink wakes (by its node id)
+    skips that pull unless a wake-up came meanwhile, pulls once for each message it was woken
+    for (a pull brings one), and pulls anyway when its fallback wait is over."""
     monkeypatch.setattr(fast_node, "IDLE_POLL_WOKEN_S", 0.05)
-    node = f"flp-test-{uuid.uuid4().hex}"
+    prefix = f"flp-test-{uuid.uuid4().hex}-node-"
+    me = fast_node.node_wake_address(prefix, 7)
     pulls: list[str] = []
-    results: Iterator[str | None] = iter(["run-1", None, "run-1", None])
+    results: Iterator[str | None] = iter(["m1", None, "m2", "m3", "m4", None])
+
+    class NodeState:
+        def get_node_id(self) -> int:
+            return 7
 
     def pull(**_: Any) -> str | None:
         pulls.append("pull")
         return next(results)
 
     module = SimpleNamespace(_pull_and_store_message=pull, time=time)
-    clock = fast_node.install_prompt_clock(module, None, woken_as=node)
-    woken_by = clock._woken_by
-    assert woken_by is not None
+    clock = fast_node.install_prompt_clock(module, None, woken_as=prefix)
+
+    def pull_now() -> str | None:
+        result: str | None = module._pull_and_store_message(state=NodeState())
+        return result
+
     try:
-        assert module._pull_and_store_message() == "run-1" and len(pulls) == 1  # the first pull is due
-        assert module._pull_and_store_message() is None and len(pulls) == 1  # after the reply: skipped
-        fast_node.wake(node)  # the SuperLink stored a message while the node was busy
-        fast_node.wake(node)
-        assert module._pull_and_store_message() is None and len(pulls) == 2  # pulled (for another node)
-        assert module._pull_and_store_message() is None and len(pulls) == 2  # both wake-ups taken at once
-        fast_node.wake(node)
-        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # Flower's idle wait: back on the wake-up
-        assert module._pull_and_store_message() == "run-1" and len(pulls) == 3
+        assert pull_now() == "m1" and len(pulls) == 1  # the first pull is due
+        assert clock._woken_by is not None  # listening by its node id from then on
+        assert pull_now() is None and len(pulls) == 1  # after the reply: skipped
+        fast_node.wake(me)  # a wake-up for a message a pull had taken before it came
+        assert pull_now() is None and len(pulls) == 2  # one empty pull
+        assert pull_now() is None and len(pulls) == 2
+        fast_node.wake(me)  # two messages stored for it while it waits
+        fast_node.wake(me)
+        clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # Flower's idle wait: back on the wake-ups
+        assert pull_now() == "m2" and len(pulls) == 3
+        assert pull_now() == "m3" and len(pulls) == 4  # the second one at once, not after a wait
+        assert pull_now() is None and len(pulls) == 4
         clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # nobody wakes it: back after the fallback wait
-        assert module._pull_and_store_message() is None and len(pulls) == 4  # and pulls anyway
+        assert pull_now() == "m4" and len(pulls) == 5  # and pulls anyway (a lost datagram)
     finally:
-        woken_by.close()
+        if clock._woken_by is not None:
+            clock._woken_by.close()
     unwoken = fast_node.PromptClock(RecordingTime())  # type: ignore[arg-type]
     assert all(unwoken.pull_due() for _ in range(3))  # nobody wakes it: every pull Flower makes
 
@@ -420,7 +433,7 @@ def _drained(sock: socket.socket) -> bool:
 
 
 def test_the_superlink_wakes_the_nodes_for_a_message_and_the_runs_grid_for_a_reply() -> None:
-    """fast_link wraps Flower's in-memory state: a stored message wakes the owned SuperNodes, a
+    """fast_link wraps Flower's in-memory state: a stored message wakes the SuperNode it is for, a
     stored reply the run's ServerApp Grid, by the names they listen on; a refused one nobody."""
     from flwr.server.superlink.linkstate.in_memory_linkstate import InMemoryLinkState
 
@@ -434,27 +447,26 @@ def test_the_superlink_wakes_the_nodes_for_a_message_and_the_runs_grid_for_a_rep
         def store_message_res(self, message: Any) -> str | None:
             return message.metadata.message_id or None
 
-    executors = [f"flp-test-{uuid.uuid4().hex}-{i}" for i in range(2)]
-    nodes = [_listener(fast_node.node_wake_name(name)) for name in executors]
-    fast_link.wake_on_store(State, [fast_node.node_wake_name(name) for name in executors])
+    prefix = f"flp-test-{uuid.uuid4().hex}-node-"
+    nodes = [_listener(fast_node.node_wake_address(prefix, node_id)) for node_id in (11, 12)]
+    fast_link.wake_on_store(State, prefix)
     inner = ScriptedGrid({"a": 0.0})
     grid = prompt_grid.PromptGrid(inner)
     grid.push_messages([])  # binds the run's socket before the first message goes out
     assert grid._woken_by is not None
     run_id = inner.run.run_id
 
-    def message(message_id: str) -> Any:
-        return SimpleNamespace(metadata=SimpleNamespace(message_id=message_id, run_id=run_id))
+    def message(message_id: str, node_id: int = 11) -> Any:
+        return SimpleNamespace(metadata=SimpleNamespace(message_id=message_id, run_id=run_id, dst_node_id=node_id))
 
     try:
         assert State().store_message_ins(message("")) is None
         assert all(_drained(node) for node in nodes)
-        assert State().store_message_ins(message("m1")) == "m1"
-        for node in nodes:
-            assert not _drained(node)  # woken
-            clock = fast_node.PromptClock(RecordingTime(), woken_by=node)  # type: ignore[arg-type]
-            clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # returns on the wake-up, and takes it
-            assert _drained(node)
+        assert State().store_message_ins(message("m1", node_id=11)) == "m1"
+        assert not _drained(nodes[0])  # the node the message is for is woken
+        assert _drained(nodes[1])  # and only that one
+        assert fast_node._wait_for_wake(nodes[0], 60.0) == 1  # returns on the wake-up, and takes it
+        assert _drained(nodes[0])
         assert State().store_message_res(message("")) is None
         assert _drained(grid._woken_by)
         assert State().store_message_res(message("r1")) == "r1"
@@ -468,15 +480,19 @@ def test_the_superlink_wakes_the_nodes_for_a_message_and_the_runs_grid_for_a_rep
 
 def test_a_woken_node_without_a_wake_up_pulls_again_after_its_fallback_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fast_node, "IDLE_POLL_WOKEN_S", 0.05)
-    sock = _listener(f"flp-test-{uuid.uuid4().hex}")
     real = RecordingTime()
+    clock = fast_node.PromptClock(real, woken_as=f"flp-test-{uuid.uuid4().hex}-node-")  # type: ignore[arg-type]
+    clock.listen(3)
+    assert clock._woken_by is not None
     try:
-        clock = fast_node.PromptClock(real, woken_by=sock)  # type: ignore[arg-type]
         clock.sleep(fast_node.FLOWER_IDLE_SLEEP_S)  # nothing wakes it: back after the fallback
         clock.sleep(fast_node.FLOWER_REPLY_SLEEP_S)
         assert real.slept == [fast_node.REPLY_POLL_S]  # only the idle wait listens for wake-ups
+        first = clock._woken_by
+        clock.listen(4)  # the node was given a new id (registered again): listens by that one
+        assert clock._woken_by is not first and first.fileno() == -1
     finally:
-        sock.close()
+        clock._woken_by.close()
 
 
 def test_a_grid_nobody_wakes_polls_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
