@@ -6,11 +6,12 @@ request, in a task of its own behind an anyio task group and two memory streams,
 front of every Fleet request (the error translator, the protobuf translation, node
 authentication, the Fleet event log) and its SuperNode two in front of every Runtime API request,
 and profiled in a deployment-mode job they were about a fifth of the SuperLink's CPU, more than
-the handlers. Fleet and Runtime API answers are single protobuf messages, so for paths under
-those APIs `InlineDispatch` runs the layer's own `dispatch` with a `call_next` that awaits the
-next app in the same task and hands back its whole answer as a `Response` (the request body the
+the handlers. The protobuf RPCs of the Fleet and Runtime APIs answer one message each, so on their
+paths `InlineDispatch` runs the layer's own `dispatch` with a `call_next` that awaits the next
+app in the same task and hands back its whole answer as a `Response` (the request body the
 `dispatch` read is replayed to it, as Starlette's cached request does). Every other path (the
-Control API's streams, `/responses`, health) goes through Flower's layer unchanged. Flower's code
+Control API's streams, `/v1/runtime/responses`, which can stream, health) goes through Flower's
+layer unchanged. Flower's code
 decides everything a layer does; only how `call_next` reaches the next app differs. Tied to
 flwr 1.42 and Starlette as pinned, as `fast_link.py` is.
 """
@@ -25,21 +26,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-UNARY_PREFIXES = ("/v1/fleet/", "/v1/runtime/")  # Flower's protobuf request/response APIs
+UNARY_APIS = ("/v1/fleet/", "/v1/runtime/")
+
+
+def unary_paths() -> frozenset[str]:
+    """The paths of flwr's protobuf RPCs on the Fleet and Runtime APIs (the table its protobuf
+    translation parses requests by): each answers one protobuf message."""
+    from flwr.supercore.protobuf.translation import PROTOBUF_REQUEST_TYPES
+
+    return frozenset(path for _, path in PROTOBUF_REQUEST_TYPES if path.startswith(UNARY_APIS))
 
 
 class InlineDispatch:
-    """Pure ASGI: `middleware`'s dispatch with the next app awaited in place under `prefixes`."""
+    """Pure ASGI: `middleware`'s dispatch with the next app awaited in place on `paths` (by
+    default `unary_paths()`), Flower's `BaseHTTPMiddleware` layer itself on every other path."""
 
-    def __init__(self, app: ASGIApp, *, middleware: Middleware, prefixes: tuple[str, ...] = UNARY_PREFIXES) -> None:
+    def __init__(self, app: ASGIApp, *, middleware: Middleware, paths: frozenset[str] | None = None) -> None:
         self.app = app
-        self.prefixes = prefixes
+        self.paths = unary_paths() if paths is None else paths
         layer = middleware.cls(app, *middleware.args, **middleware.kwargs)
         assert isinstance(layer, BaseHTTPMiddleware), layer  # what `inlined` wraps
         self.layer = layer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.layer(scope, receive, send)
             return
 
@@ -86,10 +96,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def inlined(layer: Middleware) -> Middleware:
+def inlined(layer: Middleware, paths: frozenset[str] | None = None) -> Middleware:
     """`layer` made an `InlineDispatch` if it is a `BaseHTTPMiddleware`, else `layer` itself."""
     if isinstance(layer.cls, type) and issubclass(layer.cls, BaseHTTPMiddleware):
-        return Middleware(InlineDispatch, middleware=layer)
+        return Middleware(InlineDispatch, middleware=layer, paths=paths)
     return layer
 
 

@@ -22,7 +22,7 @@ from flwr.supercore.protobuf.translation import PROTOBUF_REQUEST_DEPENDENCY, Pro
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from fl_runtime.inline_middleware import InlineDispatch, inlined, install
+from fl_runtime.inline_middleware import InlineDispatch, inlined, install, unary_paths
 
 PROTOBUF = {"content-type": PROTOBUF_MEDIA_TYPE}
 
@@ -109,14 +109,22 @@ async def test_the_stack_is_inlined_and_other_paths_keep_flowers_layer() -> None
         answers[request.url.path] = "streamed" if hasattr(response, "body_iterator") else "whole"
         return response
 
-    app = FastAPI(middleware=[inlined(Middleware(BaseHTTPMiddleware, dispatch=records))])
-    app.get("/v1/runtime/ping")(lambda: {"ok": True})
-    app.get("/responses")(lambda: {"ok": True})
+    paths = frozenset({"/v1/runtime/pull-messages"})
+    app = FastAPI(middleware=[inlined(Middleware(BaseHTTPMiddleware, dispatch=records), paths)])
+    app.get("/v1/runtime/pull-messages")(lambda: {"ok": True})
+    app.get("/v1/runtime/responses")(lambda: {"ok": True})
     async with client_of(app) as client:
-        assert (await client.get("/v1/runtime/ping")).json() == {"ok": True}
-        assert (await client.get("/responses")).json() == {"ok": True}
-    # in place on a unary API; through Flower's BaseHTTPMiddleware (which streams) elsewhere
-    assert answers == {"/v1/runtime/ping": "whole", "/responses": "streamed"}
+        assert (await client.get("/v1/runtime/pull-messages")).json() == {"ok": True}
+        assert (await client.get("/v1/runtime/responses")).json() == {"ok": True}
+    # in place on a unary RPC; through Flower's BaseHTTPMiddleware (which streams) elsewhere
+    assert answers == {"/v1/runtime/pull-messages": "whole", "/v1/runtime/responses": "streamed"}
+
+
+def test_only_flowers_unary_protobuf_rpcs_are_inlined() -> None:
+    paths = unary_paths()
+    assert {"/v1/fleet/pull-messages", "/v1/fleet/pull-object", "/v1/runtime/push-object"} <= paths
+    assert "/v1/runtime/responses" not in paths  # flwr 1.42's model responses can stream (SSE)
+    assert not any(path.startswith("/v1/control/") for path in paths)  # Control has streams
 
 
 def test_a_layer_that_is_not_base_http_is_left_as_it_is() -> None:
@@ -132,7 +140,8 @@ async def test_the_body_a_layer_read_reaches_the_next_app() -> None:
         assert await request.body() == b"payload"
         return await call_next(request)
 
-    app = FastAPI(middleware=[inlined(Middleware(BaseHTTPMiddleware, dispatch=reads_body))])
+    paths = frozenset({"/v1/runtime/echo"})
+    app = FastAPI(middleware=[inlined(Middleware(BaseHTTPMiddleware, dispatch=reads_body), paths)])
 
     @app.post("/v1/runtime/echo")
     async def echo(request: Request) -> dict[str, int]:
