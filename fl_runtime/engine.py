@@ -51,6 +51,12 @@ class EngineConfig:
     secure: bool = False  # TLS (data_dir/pki, `flp pki init`) + SuperNode authentication
     ca_file: Path | None = None  # remote mode: the CA of a secure SuperLink
 
+    def __post_init__(self) -> None:
+        # Absolute: the Flower processes run in the engine's own directory (a forked one changes
+        # into it), so a relative data dir (`make demo`'s `.flp`) would name other paths there.
+        self.data_dir = self.data_dir.absolute()
+        self.ca_file = None if self.ca_file is None else self.ca_file.absolute()
+
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
     """Environment for every Flower process: isolated home, venv tools first on PATH, quiet."""
