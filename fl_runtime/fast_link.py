@@ -1,4 +1,5 @@
-"""Flower's SuperLink with each of its HTTP middlewares run only on the API it belongs to.
+"""Flower's SuperLink with each of its HTTP middlewares run only on the API it belongs to (and
+called in place on the unary APIs, `inline_middleware.py`), waking who waits for what it stores.
 
     python -m fl_runtime.fast_link [--wake-nodes-as PREFIX] <flower-superlink arguments>
 

@@ -11,13 +11,13 @@ paths `InlineDispatch` runs the layer's own `dispatch` with a `call_next` that a
 app in the same task and hands back its whole answer as a `Response` (the request body the
 `dispatch` read is replayed to it, as Starlette's cached request does). Every other path (the
 Control API's streams, `/v1/runtime/responses`, which can stream, health) goes through Flower's
-layer unchanged. Flower's code
-decides everything a layer does; only how `call_next` reaches the next app differs. Tied to
-flwr 1.42 and Starlette as pinned, as `fast_link.py` is.
+layer unchanged. Flower's code decides everything a layer does; only how `call_next` reaches the
+next app differs. Tied to flwr 1.42 and Starlette as pinned, as `fast_link.py` is.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNARY_APIS = ("/v1/fleet/", "/v1/runtime/")
 
 
+@cache  # one table for every layer of every app in the process
 def unary_paths() -> frozenset[str]:
     """The paths of flwr's protobuf RPCs on the Fleet and Runtime APIs (the table its protobuf
     translation parses requests by): each answers one protobuf message."""
