@@ -13,14 +13,17 @@ TIMELINE = 100  # newest events kept in the document; the whole history is GET /
 
 
 def _round(doc: Doc, number: int) -> dict[str, Any]:
-    rounds = doc["rounds"]
-    if rounds and rounds[-1]["round"] == number:  # the usual case: the round being reported
-        return rounds[-1]  # type: ignore[no-any-return]
-    for entry in rounds:
-        if entry["round"] == number:
-            return entry  # type: ignore[no-any-return]
-    entry = {"round": number, "completed": False, "client_updates": [], "failures": []}
-    doc["rounds"].append(entry)
+    """A fresh copy of the round's entry, put in place of the old one in a copy of the rounds
+    list (created if the round is new): the caller may change it, never the document it had."""
+    rounds = doc["rounds"] = list(doc["rounds"])
+    at = len(rounds) - 1  # the usual case: the round being reported is the last one
+    if not rounds or rounds[at]["round"] != number:
+        at = next((i for i, entry in enumerate(rounds) if entry["round"] == number), -1)
+    if at < 0:
+        entry: dict[str, Any] = {"round": number, "completed": False, "client_updates": [], "failures": []}
+        rounds.append(entry)
+        return entry
+    entry = rounds[at] = dict(rounds[at])
     return entry
 
 
@@ -32,6 +35,7 @@ class JobDetail:
         return [job_id] if isinstance(job_id, str) else []
 
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
+        """A new document; `doc` and what it holds are left as they are (copy on write)."""
         if isinstance(event, e.JobCreated):
             doc = {
                 "job_id": event.job_id,
@@ -47,16 +51,19 @@ class JobDetail:
             }
         if doc is None:
             return None
+        doc = dict(doc)
         match event:  # the most frequent events first
             case e.ClientUpdateReceived():
                 entry = _round(doc, event.round)
-                entry["client_updates"].append(
+                entry["client_updates"] = [
+                    *entry["client_updates"],
                     {"client_id": event.client_id, "num_examples": event.num_examples, "metrics": event.metrics}
-                    | contribution_fields(event)
-                )
+                    | contribution_fields(event),
+                ]
             case e.ClientFailed():
                 entry = _round(doc, event.round)
-                entry["failures"].append({"client_id": event.client_id, "code": event.code, "reason": event.reason})
+                failure = {"client_id": event.client_id, "code": event.code, "reason": event.reason}
+                entry["failures"] = [*entry["failures"], failure]
             case e.RoundStarted():
                 _round(doc, event.round).update(sampled_clients=event.sampled, started_at=recorded.recorded_at)
             case e.RoundCompleted():
@@ -76,24 +83,20 @@ class JobDetail:
             case e.JobStarted(run_id=run_id):
                 doc.update(status="running", run_id=run_id)
             case e.ClientJoined(client_id=client_id):
-                doc["clients"].append(client_id)
+                doc["clients"] = [*doc["clients"], client_id]
             case e.JobCompleted(final_metrics=final, model_sha256=sha):
                 doc.update(status="completed", final_metrics=final, model_sha256=sha or doc["model_sha256"])
             case e.JobFailed(reason=reason):
                 doc.update(status="failed", reason=reason)
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
-        timeline = doc["timeline"]
-        timeline.append(
-            {
-                "version": recorded.version,
-                "position": recorded.position,
-                "type": recorded.type,
-                "at": recorded.recorded_at,
-                "actor": recorded.metadata.get("actor"),
-            }
-        )
-        if len(timeline) > TIMELINE:
-            del timeline[: len(timeline) - TIMELINE]
+        step = {
+            "version": recorded.version,
+            "position": recorded.position,
+            "type": recorded.type,
+            "at": recorded.recorded_at,
+            "actor": recorded.metadata.get("actor"),
+        }
+        doc["timeline"] = [*doc["timeline"][-(TIMELINE - 1) :], step]
         doc.update(version=recorded.version, position=recorded.position, updated_at=recorded.recorded_at)
         return doc

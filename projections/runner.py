@@ -11,8 +11,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
 from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
@@ -61,7 +59,9 @@ class ProjectionRunner:
         self._commit_attempts = commit_attempts
         self._fault_log = StreamFaults()
         self._checkpoints: dict[str, int] = {}  # what this runner last committed, per projection
-        self._docs: dict[str, OrderedDict[str, bytes | None]] = {}  # ... and the documents (None: none)
+        # ... and the documents (None: none). Shared, never changed: projections copy on write,
+        # so a document handed to a live subscriber stays the version it was handed out as.
+        self._docs: dict[str, OrderedDict[str, Doc | None]] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
         self.ownership = Ownership()  # the projections lease, when replicas share the store (flp.exclusive)
@@ -111,7 +111,7 @@ class ProjectionRunner:
         """The usual path: every projection's writes for the batch in one `commit_many`, from the
         checkpoints this runner committed last. A projection whose checkpoint moved meanwhile
         (another runner) takes the careful path, `_apply_one`."""
-        prepared: list[tuple[Projection, Commit, dict[str, bytes]]] = []
+        prepared: list[tuple[Projection, Commit, dict[str, Doc]]] = []
         spent: dict[str, float] = {}
         for projection in self.projections:
             checkpoint = self._checkpoints.get(projection.name)
@@ -165,9 +165,9 @@ class ProjectionRunner:
 
     async def _changes(
         self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], checkpoint: int
-    ) -> tuple[dict[str, tuple[int, Doc | None]], dict[str, bytes]]:
+    ) -> tuple[dict[str, tuple[int, Doc | None]], dict[str, Doc]]:
         """The documents the events after `checkpoint` change, and (for listeners) their previous
-        versions, encoded."""
+        versions."""
         todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
         keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
         wanted = sorted({k for _, _, keys in keyed for k in keys})
@@ -180,31 +180,33 @@ class ProjectionRunner:
                 changes[key] = (recorded.position, doc)
         return changes, before
 
-    async def _current(self, name: str, keys: list[str]) -> tuple[dict[str, Doc | None], dict[str, bytes]]:
-        """The current documents (working copies the projection may change) and their encoded
-        form. From the documents this runner committed last when it has them: it is their only
-        writer while its commits go through (a commit refused because another runner moved the
-        checkpoint forgets them)."""
+    async def _current(self, name: str, keys: list[str]) -> tuple[dict[str, Doc | None], dict[str, Doc]]:
+        """The current documents, and those of them that exist (the previous versions, for
+        listeners). From the documents this runner committed last when it has them: it is their
+        only writer while its commits go through (a commit refused because another runner moved
+        the checkpoint forgets them). They are handed over as they are, not copied: a projection
+        returns a new document and leaves the one it is given as it was (copy on write). Copying
+        each one (decoding its JSON) was the top cost of a round report, since a job's document
+        grows with its rounds."""
         cache = self._docs.setdefault(name, OrderedDict())
-        encoded: dict[str, bytes] = {}
+        current: dict[str, Doc] = {}
         missing: list[str] = []
         for key in keys:
             if key in cache:
                 cache.move_to_end(key)
                 known = cache[key]
                 if known is not None:
-                    encoded[key] = known
+                    current[key] = known
             else:
                 missing.append(key)
         if missing:
-            fetched = await self.read_models.get_many(name, missing)
-            encoded.update((k, orjson.dumps(d)) for k, d in fetched.items())
-        return {k: orjson.loads(b) for k, b in encoded.items()}, encoded
+            current.update(await self.read_models.get_many(name, missing))
+        return dict(current), current
 
     def _remember_docs(self, name: str, changes: Mapping[str, tuple[int, Doc | None]]) -> None:
         cache = self._docs.setdefault(name, OrderedDict())
         for key, (_, doc) in changes.items():
-            cache[key] = orjson.dumps(doc) if doc is not None else None
+            cache[key] = doc
             cache.move_to_end(key)
         while len(cache) > CACHED_DOCS:
             cache.popitem(last=False)
@@ -213,7 +215,7 @@ class ProjectionRunner:
         self,
         name: str,
         changes: Mapping[str, tuple[int, Doc | None]],
-        before: dict[str, bytes],
+        before: dict[str, Doc],
         causes: dict[int, str],
     ) -> None:
         if self.listeners:
