@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sse_starlette import EventSourceResponse
 from starlette.responses import Response
+from starlette.types import Message, Send
 
 
 class Json(Response):
@@ -33,3 +35,20 @@ def json_object(encoded_lists: dict[str, list[bytes]], rest: dict[str, Any]) -> 
     parts = [orjson.dumps(key) + b":[" + b",".join(values) + b"]" for key, values in encoded_lists.items()]
     tail = orjson.dumps(rest)[1:-1]
     return b"{" + b",".join([*parts, tail] if tail else parts) + b"}"
+
+
+class LiveStream(EventSourceResponse):
+    """sse-starlette's response for the live streams, each send awaited as it is.
+
+    Its `_send_with_timeout` enters an anyio cancel scope for every message even without a send
+    timeout (we set none: a client that stops reading is cut off by the live hub's bounded
+    backlog, and sse-starlette's disconnect listener ends the stream). That scope cost ~4 us per
+    send here, a third of a live batch's cost per subscriber: with 100 subscribers and a batch
+    per command, it was ~0.4 ms of the loop per command. A test checks the method still exists
+    upstream, so a rename cannot quietly bring the scopes back."""
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if self.send_timeout is not None:
+            await super()._send_with_timeout(send, message)
+            return
+        await send(message)

@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.deps import LiveDep, ReadModelsDep
 from api.errors import NotFound
 from api.ports import LiveFeed
+from api.responses import LiveStream
 from api.routes.jobs import JobId
 from projections.ports import DocChange, ReadModelStore
 from telemetry import tracing
@@ -104,9 +105,9 @@ async def live_jobs(
     rm: ReadModelsDep,
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
-) -> EventSourceResponse:
+) -> LiveStream:
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(live, rm, "job_board", None, start), ping=10)
+    return LiveStream(_stream(live, rm, "job_board", None, start), ping=10)
 
 
 @router.get("/jobs/{job_id}", summary="One job's detail changes as they happen (SSE)")
@@ -116,8 +117,8 @@ async def live_job(
     rm: ReadModelsDep,
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0, le=2**53, description="like Last-Event-ID")] = None,
-) -> EventSourceResponse:
+) -> LiveStream:
     if await rm.get("job_detail", job_id) is None:
         raise NotFound(f"job {job_id} not found")
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_stream(live, rm, "job_detail", job_id, start), ping=10)
+    return LiveStream(_stream(live, rm, "job_detail", job_id, start), ping=10)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from api.auth.guard import GuardedRoute
 from api.auth.principal import ANONYMOUS_ADMIN, Principal, Role
@@ -25,6 +25,7 @@ from api.auth.session import SESSION_COOKIE, SESSION_TTL_SECONDS, LoginRequired,
 from api.deps import AuditDep, ContextDep, JobsDep, LiveDep, ProjectionsDep, ReadModelsDep, auth_dep
 from api.errors import NotFound, problem
 from api.ports import LiveFeed
+from api.responses import LiveStream
 from api.route_table import add_routes
 from api.routes.jobs import JobId
 from api.schemas import StartJobRequest
@@ -338,23 +339,23 @@ async def _fragments(
 @router.get("/ui/live/board")
 async def live_board(
     live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
-) -> EventSourceResponse:
+) -> LiveStream:
     def draw(doc: Doc) -> str:
         return render("_board_row.html", job=doc, oob=True)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(live, rm, "job_board", None, start, draw), ping=10)
+    return LiveStream(_fragments(live, rm, "job_board", None, start, draw), ping=10)
 
 
 @router.get("/ui/live/fleet")
 async def live_fleet(
     live: LiveDep, rm: ReadModelsDep, last_event_id: LastEventId = None, after: After = None
-) -> EventSourceResponse:
+) -> LiveStream:
     def draw(doc: Doc) -> str:
         return render("_fleet_row.html", client=doc, oob=True)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(live, rm, "client_fleet", None, start, draw), ping=10)
+    return LiveStream(_fragments(live, rm, "client_fleet", None, start, draw), ping=10)
 
 
 @router.get("/ui/live/jobs/{job_id}")
@@ -365,7 +366,7 @@ async def live_job(
     rm: ReadModelsDep,
     last_event_id: LastEventId = None,
     after: After = None,
-) -> EventSourceResponse:
+) -> LiveStream:
     if await rm.get("job_detail", job_id) is None:
         raise NotFound(f"job {job_id} not found")
     principal = principal_of(request)
@@ -380,7 +381,7 @@ async def live_job(
         return render("_job_live.html", job=doc, oob=True, **context)
 
     start = _resume_from(last_event_id, after)
-    return EventSourceResponse(_fragments(live, rm, "job_detail", job_id, start, draw), ping=10)
+    return LiveStream(_fragments(live, rm, "job_detail", job_id, start, draw), ping=10)
 
 
 def install(app: FastAPI) -> None:
