@@ -133,12 +133,16 @@ class ProjectionRunner:
         committed = time.perf_counter() - started
         for name, seconds in spent.items():  # each projection's own work and the commit they share
             metrics.PROJECTION_APPLY_SECONDS.labels(name).observe(seconds + committed)
+        notified: list[DocChange] = []  # every projection's changes, to the listeners at once
+        causes = _causes(decoded) if self.listeners else {}
         for (projection, commit, before), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, commit.changes)
-                self._notify_changes(projection.name, commit.changes, before, _causes(decoded))
-            else:
+                notified += self._doc_changes(projection.name, commit.changes, before, causes)
+        self._notify(notified)
+        for (projection, _, _), done in zip(prepared, results, strict=True):
+            if not done:
                 self._forget(projection.name)
                 await self._apply_one(projection, decoded, upto)
 
@@ -212,17 +216,17 @@ class ProjectionRunner:
         while len(cache) > CACHED_DOCS:
             cache.popitem(last=False)
 
-    def _notify_changes(
+    def _doc_changes(
         self,
         name: str,
         changes: Mapping[str, tuple[int, Doc | None]],
         before: dict[str, Doc],
         causes: dict[int, str],
-    ) -> None:
-        if self.listeners:
-            self._notify(
-                [DocChange(name, k, pos, doc, before.get(k), causes.get(pos)) for k, (pos, doc) in changes.items()]
-            )
+    ) -> list[DocChange]:
+        """What the listeners are told of a commit (nothing to build when nobody listens)."""
+        if not self.listeners:
+            return []
+        return [DocChange(name, k, pos, doc, before.get(k), causes.get(pos)) for k, (pos, doc) in changes.items()]
 
     async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
         """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the
@@ -245,7 +249,8 @@ class ProjectionRunner:
             if await self.read_models.commit(projection.name, changes, checkpoint, upto, self.ownership.token):
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, changes)
-                self._notify_changes(projection.name, changes, before, _causes(decoded))
+                causes = _causes(decoded) if self.listeners else {}
+                self._notify(self._doc_changes(projection.name, changes, before, causes))
                 return
             self._forget(projection.name)
             refused += 1
