@@ -16,9 +16,9 @@ def _round(doc: Doc, number: int) -> dict[str, Any]:
     """A fresh copy of the round's entry, put in place of the old one in a copy of the rounds
     list (created if the round is new): the caller may change it, never the document it had."""
     rounds = doc["rounds"] = list(doc["rounds"])
-    at = len(rounds) - 1  # the usual case: the round being reported is the last one
-    if not rounds or rounds[at]["round"] != number:
-        at = next((i for i, entry in enumerate(rounds) if entry["round"] == number), -1)
+    at = len(rounds) - 1  # from the last round back: the round being reported is nearly always the last
+    while at >= 0 and rounds[at]["round"] != number:
+        at -= 1
     if at < 0:
         entry: dict[str, Any] = {"round": number, "completed": False, "client_updates": [], "failures": []}
         rounds.append(entry)

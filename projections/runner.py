@@ -173,8 +173,7 @@ class ProjectionRunner:
     ) -> tuple[dict[str, tuple[int, Doc | None]], dict[str, Doc]]:
         """The documents the events after `checkpoint` change, and (for listeners) their previous
         versions."""
-        todo = [(r, ev) for r, ev in decoded if r.position > checkpoint]
-        keyed = [(r, ev, projection.keys(ev)) for r, ev in todo]
+        keyed = [(r, ev, keys) for r, ev in decoded if r.position > checkpoint and (keys := projection.keys(ev))]
         wanted = sorted({k for _, _, keys in keyed for k in keys})
         docs, before = await self._current(projection.name, wanted)
         changes: dict[str, tuple[int, Doc | None]] = {}
