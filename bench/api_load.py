@@ -253,27 +253,41 @@ async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict
     }
 
 
+def _loaded(
+    url: str, auth: str, args: argparse.Namespace, tmp: Path, script: str, env: dict[str, str], seconds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """wrk's figures and the subscribers' (in their own process) for one run of `seconds`."""
+    here = str(Path(__file__).parent)
+    code = (
+        f"import asyncio, json, sys; sys.path.insert(0, {here!r}); from api_load import sse_lag; "
+        f"print(json.dumps(asyncio.run(sse_lag({url!r}, {auth!r}, {args.subscribers}, {float(seconds)}))))"
+    )
+    receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the subscribers connect
+    load = wrk(url, script, tmp, threads=2, connections=args.connections, duration=seconds, env=env)
+    out, _ = receivers.communicate(timeout=seconds + 60)
+    lag: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return load, lag
+
+
 def sse_under_load(
     url: str, auth: str, args: argparse.Namespace, tmp: Path, rate: float | None = None
 ) -> dict[str, Any]:
     """The subscribers run in their own process, beside wrk's POST /jobs load: at full load, or
     paced to `rate` commands/s (wrk's `delay()` between one connection's requests, exponential
-    around the mean so arrivals are Poisson and not bursts), which shows
-    the pipeline's own lag apart from the queueing of a saturated server."""
-    here = str(Path(__file__).parent)
-    code = (
-        f"import asyncio, json, sys; sys.path.insert(0, {here!r}); from api_load import sse_lag; "
-        f"print(json.dumps(asyncio.run(sse_lag({url!r}, {auth!r}, {args.subscribers}, {float(args.duration)}))))"
-    )
-    receivers = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the subscribers connect
+    around the mean so arrivals are Poisson and not bursts), which shows the pipeline's own lag
+    apart from the queueing of a saturated server. A connection's cycle is its pause plus the
+    request's latency, so a short paced run (with the subscribers) measures that latency first and
+    the pauses become what is left of the cycle `rate` asks for."""
     script, env = POST_JOBS, {"FLP_BENCH_AUTH": auth, "FLP_BENCH_RUN": "live" if rate is None else "paced"}
     if rate is not None:
         script += PACED
-        env["FLP_BENCH_DELAY_MS"] = f"{1000 * args.connections / rate:.3f}"
-    load = wrk(url, script, tmp, threads=2, connections=args.connections, duration=args.duration, env=env)
-    out, _ = receivers.communicate(timeout=args.duration + 60)
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        cycle_ms = 1000 * args.connections / rate
+        env["FLP_BENCH_DELAY_MS"] = f"{cycle_ms:.3f}"
+        trial, _ = _loaded(url, auth, args, tmp, script, {**env, "FLP_BENCH_RUN": "trial"}, 3)
+        latency_ms = max(0.0, 1000 * args.connections / max(1, trial["per_s"]) - cycle_ms)
+        env["FLP_BENCH_DELAY_MS"] = f"{max(0.0, cycle_ms - latency_ms):.3f}"
+    load, result = _loaded(url, auth, args, tmp, script, env, args.duration)
     result["commands_per_s_meanwhile"] = load["per_s"]
     result["commands_refused_meanwhile"] = load["non_2xx_or_errors"]
     return result
