@@ -203,11 +203,13 @@ async def sse_lag(url: str, auth: str, subscribers: int, seconds: float) -> dict
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             writer.write(request)
-            first = await reader.read(1 << 16)
+            first = b""
+            while b"\r\n\r\n" not in first and (more := await reader.read(1 << 16)):
+                first += more  # the response's status line and headers, maybe some body after them
             if not first.startswith(b"HTTP/1.1 200"):
                 refused.append(repr(first[:200]))
                 return
-            pending = first[first.find(b"\r\n\r\n") + 4 :]  # past the response's headers
+            pending = first[first.index(b"\r\n\r\n") + 4 :]
             live = False  # the replay of existing documents comes first; measure what follows
             while chunk := await reader.read(1 << 16):
                 now = time.time()

@@ -13,7 +13,6 @@ from typing import Any
 
 from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
-from projections.collector import fewer_collections
 from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
 from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
@@ -268,19 +267,18 @@ class ProjectionRunner:
     async def catch_up(self, store: EventStore, batch_size: int = 2000) -> int:
         """Apply everything up to the store's head; returns the position reached. The next batch
         is read while the current one is applied."""
-        with fewer_collections():  # the replay's documents and events would be re-scanned over and over
-            await self._load_faults()
-            position = await self.low_checkpoint()
-            batch = await store.read_all(position, batch_size)
-            while batch:
-                position = batch[-1].position
-                next_batch = asyncio.create_task(store.read_all(position, batch_size))
-                try:
-                    await self.apply(batch)
-                except BaseException:
-                    next_batch.cancel()
-                    raise
-                batch = await next_batch
+        await self._load_faults()
+        position = await self.low_checkpoint()
+        batch = await store.read_all(position, batch_size)
+        while batch:
+            position = batch[-1].position
+            next_batch = asyncio.create_task(store.read_all(position, batch_size))
+            try:
+                await self.apply(batch)
+            except BaseException:
+                next_batch.cancel()
+                raise
+            batch = await next_batch
         return position
 
     async def run(self, store: EventStore, batch_size: int = 2000) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 import random
 from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from commands.fleet import parse_public_key
 from commands.handlers import CommandContext
 from domain.fleet import RecordNodeConnected
 from flp.wiring import Container
-from projections.collector import BULK_THRESHOLD, fewer_collections
 from projections.ports import Doc, DocChange
 from projections.registry import PROJECTION_NAMES, all_projections
 from projections.runner import ProjectionRunner
@@ -131,25 +128,3 @@ async def test_projections_leave_the_documents_they_are_given_as_they_were(
                 if after is not None:
                     docs[key] = after
         assert docs == await container.read_models.dump(projection.name)
-
-
-async def test_a_replay_collects_less_often_and_puts_the_collector_back(
-    api: httpx.AsyncClient, container: Container
-) -> None:
-    found = gc.get_threshold()
-    seen: list[int] = []
-
-    def listener(changes: list[DocChange]) -> None:
-        seen.append(gc.get_threshold()[0])
-
-    await scripted_workload(api, jobs=2)
-    await container.projections.wait_for(await container.store.head_position())
-    await ProjectionRunner(container.read_models, all_projections(), [listener]).rebuild(container.store)
-    assert seen and min(seen) >= BULK_THRESHOLD, "the rebuild ran with the raised threshold"
-    assert gc.get_threshold() == found
-    with pytest.raises(RuntimeError), fewer_collections():
-        with fewer_collections():
-            pass
-        assert gc.get_threshold()[0] >= BULK_THRESHOLD, "still inside the outer replay"
-        raise RuntimeError("a replay that fails")
-    assert gc.get_threshold() == found
