@@ -51,7 +51,7 @@ class ClientFleet:
             return self._node(doc, event, recorded)
         if not isinstance(event, _CLIENT):
             return doc
-        doc = dict(doc) if doc else _new(event.client_id)  # a copy: `doc` is left as it is
+        doc = doc or _new(event.client_id)
         match event:
             case e.ClientRegistered(name=name, properties=properties):
                 doc.update(name=name, properties=properties, status="active", registered_at=recorded.recorded_at)
@@ -59,7 +59,7 @@ class ClientFleet:
                 doc.update(status="left", left_reason=reason)
             case e.ClientJoined(job_id=job_id):
                 if job_id not in doc["jobs"]:
-                    doc["jobs"] = [*doc["jobs"], job_id]
+                    doc["jobs"].append(job_id)
             case e.ClientUpdateReceived(num_examples=n):
                 doc.update(updates=doc["updates"] + 1, examples=doc["examples"] + n)
             case e.ClientFailed(job_id=job_id, round=rnd, code=code, reason=reason):
@@ -73,10 +73,10 @@ class ClientFleet:
     def _node(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc:
         if isinstance(event, e.NodeConnected) and (doc is None or doc.get("kind") != "supernode"):
             # the runtime's `node-<id>` client document: say which fleet node it is
-            doc = dict(doc) if doc else _new(flower_client_id(event.flower_node_id))
+            doc = doc or _new(flower_client_id(event.flower_node_id))
             doc.update(fleet_node=event.name, last_seen_at=recorded.recorded_at, position=recorded.position)
             return doc
-        doc = dict(doc) if doc else _new(getattr(event, "name", ""))
+        doc = doc or _new(getattr(event, "name", ""))
         match event:
             case e.NodeRegistered(name=name, fingerprint=fp, actor=actor, reason=reason):
                 doc.update(

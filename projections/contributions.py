@@ -29,25 +29,17 @@ def contribution_fields(event: e.ClientUpdateReceived) -> dict[str, Any]:
 
 
 def _round(doc: Doc, number: int) -> dict[str, Any]:
-    """A fresh copy of the round's entry, in place of the old one in a copy of the rounds list
-    (created if the round is new): the caller may change it, never the document it had."""
-    rounds = doc["rounds"] = list(doc["rounds"])
-    for at in range(len(rounds) - 1, -1, -1):
-        if rounds[at]["round"] == number:
-            entry: dict[str, Any] = dict(rounds[at])
-            rounds[at] = entry
-            return entry
-    entry = {"round": number, "completed": False, "updates": [], "failures": [], "weight_sum": 0.0}
-    rounds.append(entry)
+    for existing in reversed(doc["rounds"]):
+        if existing["round"] == number:
+            return existing  # type: ignore[no-any-return]
+    entry: dict[str, Any] = {"round": number, "completed": False, "updates": [], "failures": [], "weight_sum": 0.0}
+    doc["rounds"].append(entry)
     return entry
 
 
 def _client(doc: Doc, client_id: str) -> dict[str, Any]:
-    """A fresh copy of the client's totals, in a copy of the clients map (the same rule)."""
-    clients: dict[str, dict[str, Any]] = dict(doc["clients"])
-    doc["clients"] = clients
-    totals = clients[client_id] = dict(clients.get(client_id) or {"rounds": 0, "weight_total": 0.0, "failures": 0})
-    return totals
+    clients: dict[str, dict[str, Any]] = doc["clients"]
+    return clients.setdefault(client_id, {"rounds": 0, "weight_total": 0.0, "failures": 0})
 
 
 class ContributionLedger:
@@ -59,28 +51,25 @@ class ContributionLedger:
         return []
 
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
-        """A new document; `doc` and what it holds are left as they are (copy on write)."""
         if isinstance(event, e.JobCreated):
             doc = {"job_id": event.job_id, "strategy": event.config.strategy, "rounds": [], "clients": {}}
         if doc is None:
             return None
-        doc = dict(doc)
         match event:
             case e.ClientUpdateReceived():
                 entry = _round(doc, event.round)
-                entry["updates"] = [
-                    *entry["updates"],
-                    {"client_id": event.client_id, "num_examples": event.num_examples} | contribution_fields(event),
-                ]
+                entry["updates"].append(
+                    {"client_id": event.client_id, "num_examples": event.num_examples} | contribution_fields(event)
+                )
                 client = _client(doc, event.client_id)
                 client["rounds"] += 1
                 if event.weight is not None:
                     entry["weight_sum"] += event.weight
                     client["weight_total"] += event.weight
             case e.ClientFailed():
-                entry = _round(doc, event.round)
-                failure = {"client_id": event.client_id, "code": event.code, "reason": event.reason}
-                entry["failures"] = [*entry["failures"], failure]
+                _round(doc, event.round)["failures"].append(
+                    {"client_id": event.client_id, "code": event.code, "reason": event.reason}
+                )
                 _client(doc, event.client_id)["failures"] += 1
             case e.RoundCompleted():
                 _round(doc, event.round).update(completed=True, model_sha256=event.model_sha256)

@@ -15,7 +15,6 @@ class JobBoard:
         return [job_id] if isinstance(job_id, str) else []
 
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
-        """A new document; `doc` and what it holds are left as they are (copy on write)."""
         if isinstance(event, e.JobCreated):
             cfg = event.config
             doc = {
@@ -41,12 +40,11 @@ class JobBoard:
             }
         if doc is None:
             return None
-        doc = dict(doc)
         match event:
             case e.JobStarted(run_id=run_id):
                 doc.update(status="running", run_id=run_id, started_at=recorded.recorded_at)
             case e.ClientJoined(client_id=client_id):
-                doc["clients"] = [*doc["clients"], client_id]
+                doc["clients"].append(client_id)
             case e.RoundStarted():
                 doc["running_round"] = event.round
             case e.RoundCompleted():

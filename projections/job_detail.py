@@ -13,17 +13,12 @@ TIMELINE = 100  # newest events kept in the document; the whole history is GET /
 
 
 def _round(doc: Doc, number: int) -> dict[str, Any]:
-    """A fresh copy of the round's entry, put in place of the old one in a copy of the rounds
-    list (created if the round is new): the caller may change it, never the document it had."""
-    rounds = doc["rounds"] = list(doc["rounds"])
-    at = len(rounds) - 1  # from the last round back: the round being reported is nearly always the last
-    while at >= 0 and rounds[at]["round"] != number:
-        at -= 1
-    if at < 0:
-        entry: dict[str, Any] = {"round": number, "completed": False, "client_updates": [], "failures": []}
-        rounds.append(entry)
-        return entry
-    entry = rounds[at] = dict(rounds[at])
+    rounds = doc["rounds"]
+    for entry in reversed(rounds):  # from the last: the round being reported is nearly always it
+        if entry["round"] == number:
+            return entry  # type: ignore[no-any-return]
+    entry = {"round": number, "completed": False, "client_updates": [], "failures": []}
+    doc["rounds"].append(entry)
     return entry
 
 
@@ -35,7 +30,6 @@ class JobDetail:
         return [job_id] if isinstance(job_id, str) else []
 
     def apply(self, doc: Doc | None, event: e.Event, recorded: RecordedEvent) -> Doc | None:
-        """A new document; `doc` and what it holds are left as they are (copy on write)."""
         if isinstance(event, e.JobCreated):
             doc = {
                 "job_id": event.job_id,
@@ -51,19 +45,16 @@ class JobDetail:
             }
         if doc is None:
             return None
-        doc = dict(doc)
         match event:  # the most frequent events first
             case e.ClientUpdateReceived():
                 entry = _round(doc, event.round)
-                entry["client_updates"] = [
-                    *entry["client_updates"],
+                entry["client_updates"].append(
                     {"client_id": event.client_id, "num_examples": event.num_examples, "metrics": event.metrics}
-                    | contribution_fields(event),
-                ]
+                    | contribution_fields(event)
+                )
             case e.ClientFailed():
                 entry = _round(doc, event.round)
-                failure = {"client_id": event.client_id, "code": event.code, "reason": event.reason}
-                entry["failures"] = [*entry["failures"], failure]
+                entry["failures"].append({"client_id": event.client_id, "code": event.code, "reason": event.reason})
             case e.RoundStarted():
                 _round(doc, event.round).update(sampled_clients=event.sampled, started_at=recorded.recorded_at)
             case e.RoundCompleted():
@@ -83,20 +74,24 @@ class JobDetail:
             case e.JobStarted(run_id=run_id):
                 doc.update(status="running", run_id=run_id)
             case e.ClientJoined(client_id=client_id):
-                doc["clients"] = [*doc["clients"], client_id]
+                doc["clients"].append(client_id)
             case e.JobCompleted(final_metrics=final, model_sha256=sha):
                 doc.update(status="completed", final_metrics=final, model_sha256=sha or doc["model_sha256"])
             case e.JobFailed(reason=reason):
                 doc.update(status="failed", reason=reason)
             case e.JobCancelled(reason=reason):
                 doc.update(status="cancelled", reason=reason)
-        step = {
-            "version": recorded.version,
-            "position": recorded.position,
-            "type": recorded.type,
-            "at": recorded.recorded_at,
-            "actor": recorded.metadata.get("actor"),
-        }
-        doc["timeline"] = [*doc["timeline"][-(TIMELINE - 1) :], step]
+        timeline = doc["timeline"]
+        timeline.append(
+            {
+                "version": recorded.version,
+                "position": recorded.position,
+                "type": recorded.type,
+                "at": recorded.recorded_at,
+                "actor": recorded.metadata.get("actor"),
+            }
+        )
+        if len(timeline) > TIMELINE:
+            del timeline[: len(timeline) - TIMELINE]
         doc.update(version=recorded.version, position=recorded.position, updated_at=recorded.recorded_at)
         return doc

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import jsonpatch
+import orjson
 
 Doc = dict[str, Any]
 Where = Mapping[str, str | int | bool | None]  # top-level field -> the value it must equal
@@ -26,22 +27,22 @@ def check_where(where: Where | None) -> Where:
 @dataclass(frozen=True)
 class DocChange:
     """A read-model document changed (doc None = deleted) by the event at `position`. `patch`
-    says what changed since the previous version `before` (RFC 6902 JSON Patch operations),
-    worked out the first time someone asks (a live subscriber); None when the document is new or
-    deleted. Neither document is ever changed: listeners share them with the projection runner."""
+    says what changed since the previous version (RFC 6902 JSON Patch operations), worked out
+    the first time someone asks (a live subscriber) from the previous version's encoding; None
+    when the document is new or deleted."""
 
     projection: str
     key: str
     position: int
     doc: Doc | None
-    before: Doc | None = field(default=None, repr=False, compare=False)
+    before: bytes | None = field(default=None, repr=False, compare=False)
     traceparent: str | None = field(default=None, repr=False, compare=False)  # of the command behind it
 
     @cached_property
     def patch(self) -> list[dict[str, Any]] | None:
         if self.doc is None or self.before is None:
             return None
-        ops: list[dict[str, Any]] = jsonpatch.make_patch(self.before, self.doc).patch
+        ops: list[dict[str, Any]] = jsonpatch.make_patch(orjson.loads(self.before), self.doc).patch
         return ops
 
 

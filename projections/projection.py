@@ -18,7 +18,5 @@ class Projection(Protocol):
 
     def apply(self, doc: Doc | None, event: Event, recorded: RecordedEvent) -> Doc | None:
         """The document after the event, deterministic in (doc, event): rebuilds must equal live
-        runs. A new document: `doc` and everything in it stay as they are (copy what changes),
-        because the runner keeps the documents it committed and hands them, as they are, to the
-        next batch and to live subscribers."""
+        runs. It may change `doc` in place: the runner hands each projection its own copies."""
         ...
