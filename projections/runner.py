@@ -297,10 +297,19 @@ class ProjectionRunner:
     async def follow(self, interval_s: float = FOLLOW_INTERVAL_S) -> None:
         """On a replica that does not own the projections (another replica runs `run`): pass what
         the owner commits to this replica's listeners (live subscribers, as JSON Patches against
-        the versions seen before) and waiters (read-your-writes), by polling the checkpoints."""
+        the versions seen before) and waiters (read-your-writes), by polling the checkpoints.
+
+        A runner that owned the projections before starts from what it last told its listeners,
+        not from the checkpoints: when its lease was lost mid-batch (fenced out between two
+        projections' commits, or cancelled after a commit), it committed changes it never got to
+        pass on, and they would otherwise never reach this replica's live subscribers (who skip
+        what they already have, by position)."""
         self._forget_all()
         names = [p.name for p in self.projections]
+        told = self.position
         seen = {name: await self.read_models.get_checkpoint(name) for name in names}
+        if told:
+            seen = {name: min(checkpoint, told) for name, checkpoint in seen.items()}
         self._advance(min(seen.values(), default=0))
         while True:
             await asyncio.sleep(interval_s)
