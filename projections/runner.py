@@ -132,14 +132,13 @@ class ProjectionRunner:
         committed = time.perf_counter() - started
         for name, seconds in spent.items():  # each projection's own work and the commit they share
             metrics.PROJECTION_APPLY_SECONDS.labels(name).observe(seconds + committed)
-        notified: list[DocChange] = []  # every projection's changes, to the listeners at once
-        causes = _causes(decoded) if self.listeners else {}
+        accepted: list[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes]]] = []
         for (projection, commit, before), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, commit.changes)
-                notified += self._doc_changes(projection.name, commit.changes, before, causes)
-        self._notify(notified)
+                accepted.append((projection.name, commit.changes, before))
+        self._tell(decoded, accepted)  # every projection's changes, to the listeners at once
         for (projection, _, _), done in zip(prepared, results, strict=True):
             if not done:
                 self._forget(projection.name)
@@ -218,17 +217,23 @@ class ProjectionRunner:
         while len(cache) > CACHED_DOCS:
             cache.popitem(last=False)
 
-    def _doc_changes(
+    def _tell(
         self,
-        name: str,
-        changes: Mapping[str, tuple[int, Doc | None]],
-        before: dict[str, bytes],
-        causes: dict[int, str],
-    ) -> list[DocChange]:
-        """What the listeners are told of a commit (nothing to build when nobody listens)."""
+        decoded: list[tuple[RecordedEvent, Any]],
+        committed: Sequence[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes]]],
+    ) -> None:
+        """Tell the listeners, at once, what these projections (name, changes, previous versions)
+        committed of the batch `decoded` (nothing is built when nobody listens)."""
         if not self.listeners:
-            return []
-        return [DocChange(name, k, pos, doc, before.get(k), causes.get(pos)) for k, (pos, doc) in changes.items()]
+            return
+        causes = _causes(decoded)
+        self._notify(
+            [
+                DocChange(name, key, pos, doc, before.get(key), causes.get(pos))
+                for name, changes, before in committed
+                for key, (pos, doc) in changes.items()
+            ]
+        )
 
     async def _apply_one(self, projection: Projection, decoded: list[tuple[RecordedEvent, Any]], upto: int) -> None:
         """Apply and commit with the checkpoint moved to `upto` (the batch's end, even when the
@@ -251,8 +256,7 @@ class ProjectionRunner:
             if await self.read_models.commit(projection.name, changes, checkpoint, upto, self.ownership.token):
                 self._checkpoints[projection.name] = upto
                 self._remember_docs(projection.name, changes)
-                causes = _causes(decoded) if self.listeners else {}
-                self._notify(self._doc_changes(projection.name, changes, before, causes))
+                self._tell(decoded, [(projection.name, changes, before)])
                 return
             self._forget(projection.name)
             refused += 1

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from api.deps import LiveDep, ReadModelsDep
 from api.errors import NotFound
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/live", tags=["live"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)]
 
 
-SEP = EventSourceResponse.DEFAULT_SEPARATOR
+SEP = LiveStream.DEFAULT_SEPARATOR
 CHUNK_BYTES = 64 * 1024  # a replay is sent in chunks of about this size
 
 
