@@ -11,7 +11,7 @@ import orjson
 
 from adapters.sqlite_threads import SqliteThreads
 from persistence.ports import FencedOut
-from projections.ports import Commit, Doc, DocChange, Where, check_where
+from projections.ports import Commit, Doc, DocChange, Where, check_where, encode_doc
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS read_models (
@@ -197,7 +197,7 @@ class SqliteReadModelStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             done = [
-                self._write(conn, c.projection, dict(c.changes), c.from_checkpoint, c.to_checkpoint, c.fence)
+                self._write(conn, c.projection, dict(c.changes), c.from_checkpoint, c.to_checkpoint, c.fence, c.encoded)
                 for c in commits
             ]
             conn.execute("COMMIT")
@@ -234,15 +234,18 @@ class SqliteReadModelStore:
         from_checkpoint: int,
         to_checkpoint: int,
         fence: int | None = None,
+        encoded: Mapping[str, bytes] | None = None,
     ) -> bool:
         """Inside a transaction: the writes and the checkpoint move, if the checkpoint is still
-        `from_checkpoint` (else nothing, False) and no higher lease token wrote it (FencedOut)."""
+        `from_checkpoint` (else nothing, False) and no higher lease token wrote it (FencedOut).
+        `encoded` holds documents already encoded by `encode_doc` (the runner's, not encoded twice)."""
         _fenced(conn, projection, fence)
         row = conn.execute("SELECT position FROM checkpoints WHERE name = ?", (projection,)).fetchone()
         if (row[0] if row else 0) != from_checkpoint:
             return False
+        known = encoded or {}
         upserts = [
-            (projection, key, pos, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+            (projection, key, pos, (known.get(key) or encode_doc(doc)).decode())
             for key, (pos, doc) in changes.items()
             if doc is not None
         ]

@@ -49,6 +49,11 @@ class DocChange:
 ChangeListener = Callable[[list[DocChange]], None]
 
 
+def encode_doc(doc: Doc) -> bytes:
+    """A read-model document's JSON: sorted keys, so one document always has one encoding."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
 @dataclass(frozen=True, slots=True)
 class Commit:
     """One projection's writes for a batch, and the checkpoint move they come with."""
@@ -58,6 +63,9 @@ class Commit:
     from_checkpoint: int
     to_checkpoint: int
     fence: int | None = None  # the writer's lease token (persistence.ports.Lease)
+    # each changed document as JSON with sorted keys (`encode`), for a store that keeps JSON:
+    # the runner encodes a document once for its own cache and the store's write
+    encoded: Mapping[str, bytes] | None = None
 
 
 class ReadModelStore(Protocol):

@@ -15,7 +15,7 @@ import orjson
 
 from persistence.ports import EventStore, FencedOut, Ownership
 from persistence.records import RecordedEvent, UndecodableEvent
-from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore
+from projections.ports import ChangeListener, Commit, Doc, DocChange, ReadModelStore, encode_doc
 from projections.projection import Projection
 from projections.stream_faults import StreamFault, StreamFaults
 from telemetry import metrics, tracing
@@ -123,7 +123,8 @@ class ProjectionRunner:
             with self._span(projection.name, decoded, checkpoint):
                 changes, before = await self._changes(projection, decoded, checkpoint)
             spent[projection.name] = time.perf_counter() - started
-            commit = Commit(projection.name, changes, checkpoint, upto, self.ownership.token)
+            encoded = {key: encode_doc(doc) for key, (_, doc) in changes.items() if doc is not None}
+            commit = Commit(projection.name, changes, checkpoint, upto, self.ownership.token, encoded)
             prepared.append((projection, commit, before))
         if not prepared:
             return
@@ -136,7 +137,7 @@ class ProjectionRunner:
         for (projection, commit, before), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
-                self._remember_docs(projection.name, commit.changes)
+                self._remember_docs(projection.name, commit.changes, commit.encoded or {})
                 accepted.append((projection.name, commit.changes, before))
         self._tell(decoded, accepted)  # every projection's changes, to the listeners at once
         for (projection, _, _), done in zip(prepared, results, strict=True):
@@ -206,13 +207,16 @@ class ProjectionRunner:
                 missing.append(key)
         if missing:
             fetched = await self.read_models.get_many(name, missing)
-            encoded.update((k, orjson.dumps(d)) for k, d in fetched.items())
+            encoded.update((k, encode_doc(d)) for k, d in fetched.items())
         return {k: orjson.loads(b) for k, b in encoded.items()}, encoded
 
-    def _remember_docs(self, name: str, changes: Mapping[str, tuple[int, Doc | None]]) -> None:
+    def _remember_docs(
+        self, name: str, changes: Mapping[str, tuple[int, Doc | None]], encoded: Mapping[str, bytes]
+    ) -> None:
+        """Keep the committed documents, encoded (`encoded`: those the commit was given)."""
         cache = self._docs.setdefault(name, OrderedDict())
         for key, (_, doc) in changes.items():
-            cache[key] = orjson.dumps(doc) if doc is not None else None
+            cache[key] = None if doc is None else encoded.get(key) or encode_doc(doc)
             cache.move_to_end(key)
         while len(cache) > CACHED_DOCS:
             cache.popitem(last=False)
@@ -255,7 +259,7 @@ class ProjectionRunner:
             changes, before = await self._changes(projection, decoded, checkpoint)
             if await self.read_models.commit(projection.name, changes, checkpoint, upto, self.ownership.token):
                 self._checkpoints[projection.name] = upto
-                self._remember_docs(projection.name, changes)
+                self._remember_docs(projection.name, changes, {})
                 self._tell(decoded, [(projection.name, changes, before)])
                 return
             self._forget(projection.name)
@@ -331,7 +335,7 @@ class ProjectionRunner:
                 cache = self._docs.setdefault(name, OrderedDict())
                 for change in found:
                     changes.append(DocChange(name, change.key, change.position, change.doc, cache.get(change.key)))
-                self._remember_docs(name, {c.key: (c.position, c.doc) for c in found})
+                self._remember_docs(name, {c.key: (c.position, c.doc) for c in found}, {})
             self._notify(changes)
             self._advance(min(seen[name] for name in names) if names else 0)
 
