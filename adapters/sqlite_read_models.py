@@ -152,7 +152,7 @@ class SqliteReadModelStore:
             sql += " AND key = ?"
             params += (key,)
         rows = await self._rows(sql + " ORDER BY position", params)
-        return [DocChange(projection, k, p, orjson.loads(d)) for k, p, d in rows]
+        return [DocChange(projection, k, p, orjson.loads(d), encoded=d.encode()) for k, p, d in rows]
 
     async def get_checkpoint(self, name: str) -> int:
         rows = await self._rows("SELECT position FROM checkpoints WHERE name = ?", (name,), inline=True)

@@ -37,6 +37,7 @@ class DocChange:
     doc: Doc | None
     before: bytes | None = field(default=None, repr=False, compare=False)
     traceparent: str | None = field(default=None, repr=False, compare=False)  # of the command behind it
+    encoded: bytes | None = field(default=None, repr=False, compare=False)  # `doc` as encode_doc gives it, if known
 
     @cached_property
     def patch(self) -> list[dict[str, Any]] | None:
@@ -44,6 +45,20 @@ class DocChange:
             return None
         ops: list[dict[str, Any]] = jsonpatch.make_patch(orjson.loads(self.before), self.doc).patch
         return ops
+
+    @cached_property
+    def doc_json(self) -> bytes:
+        """The document's JSON (`null` when deleted), encoded once for every live subscriber: the
+        runner hands over the encoding it committed."""
+        if self.encoded is not None:
+            return self.encoded
+        return b"null" if self.doc is None else encode_doc(self.doc)
+
+    @cached_property
+    def patch_json(self) -> bytes | None:
+        """`patch` as JSON, encoded once for every live subscriber."""
+        patch = self.patch
+        return None if patch is None else orjson.dumps(patch)
 
 
 ChangeListener = Callable[[list[DocChange]], None]

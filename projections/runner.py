@@ -111,7 +111,7 @@ class ProjectionRunner:
         """The usual path: every projection's writes for the batch in one `commit_many`, from the
         checkpoints this runner committed last. A projection whose checkpoint moved meanwhile
         (another runner) takes the careful path, `_apply_one`."""
-        prepared: list[tuple[Projection, Commit, dict[str, bytes]]] = []
+        prepared: list[tuple[Projection, Commit, dict[str, bytes], dict[str, bytes]]] = []
         spent: dict[str, float] = {}
         for projection in self.projections:
             checkpoint = self._checkpoints.get(projection.name)
@@ -125,22 +125,22 @@ class ProjectionRunner:
             spent[projection.name] = time.perf_counter() - started
             encoded = {key: encode_doc(doc) for key, (_, doc) in changes.items() if doc is not None}
             commit = Commit(projection.name, changes, checkpoint, upto, self.ownership.token, encoded)
-            prepared.append((projection, commit, before))
+            prepared.append((projection, commit, before, encoded))
         if not prepared:
             return
         started = time.perf_counter()
-        results = await self.read_models.commit_many([commit for _, commit, _ in prepared])
+        results = await self.read_models.commit_many([commit for _, commit, _, _ in prepared])
         committed = time.perf_counter() - started
         for name, seconds in spent.items():  # each projection's own work and the commit they share
             metrics.PROJECTION_APPLY_SECONDS.labels(name).observe(seconds + committed)
-        accepted: list[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes]]] = []
-        for (projection, commit, before), done in zip(prepared, results, strict=True):
+        accepted: list[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes], Mapping[str, bytes]]] = []
+        for (projection, commit, before, encoded), done in zip(prepared, results, strict=True):
             if done:
                 self._checkpoints[projection.name] = upto
-                self._remember_docs(projection.name, commit.changes, commit.encoded or {})
-                accepted.append((projection.name, commit.changes, before))
+                self._remember_docs(projection.name, commit.changes, encoded)
+                accepted.append((projection.name, commit.changes, before, encoded))
         self._tell(decoded, accepted)  # every projection's changes, to the listeners at once
-        for (projection, _, _), done in zip(prepared, results, strict=True):
+        for (projection, _, _, _), done in zip(prepared, results, strict=True):
             if not done:
                 self._forget(projection.name)
                 await self._apply_one(projection, decoded, upto)
@@ -224,17 +224,17 @@ class ProjectionRunner:
     def _tell(
         self,
         decoded: list[tuple[RecordedEvent, Any]],
-        committed: Sequence[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes]]],
+        committed: Sequence[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes], Mapping[str, bytes]]],
     ) -> None:
-        """Tell the listeners, at once, what these projections (name, changes, previous versions)
-        committed of the batch `decoded` (nothing is built when nobody listens)."""
+        """Tell the listeners, at once, what these projections (name, changes, previous versions,
+        committed encodings) committed of the batch `decoded` (nothing is built when nobody listens)."""
         if not self.listeners:
             return
         causes = _causes(decoded)
         self._notify(
             [
-                DocChange(name, key, pos, doc, before.get(key), causes.get(pos))
-                for name, changes, before in committed
+                DocChange(name, key, pos, doc, before.get(key), causes.get(pos), encoded.get(key))
+                for name, changes, before, encoded in committed
                 for key, (pos, doc) in changes.items()
             ]
         )
@@ -259,8 +259,9 @@ class ProjectionRunner:
             changes, before = await self._changes(projection, decoded, checkpoint)
             if await self.read_models.commit(projection.name, changes, checkpoint, upto, self.ownership.token):
                 self._checkpoints[projection.name] = upto
-                self._remember_docs(projection.name, changes, {})
-                self._tell(decoded, [(projection.name, changes, before)])
+                encoded = {key: encode_doc(doc) for key, (_, doc) in changes.items() if doc is not None}
+                self._remember_docs(projection.name, changes, encoded)
+                self._tell(decoded, [(projection.name, changes, before, encoded)])
                 return
             self._forget(projection.name)
             refused += 1

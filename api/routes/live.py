@@ -6,7 +6,7 @@ as a JSON Patch against the version the client has."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Query
@@ -25,19 +25,17 @@ LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)
 
 
 SEP = LiveStream.DEFAULT_SEPARATOR
+MESSAGE = f'id: %d{SEP}event: %b{SEP}data: {{"key":%b,"%b":%b}}{SEP}{SEP}'.encode()
 CHUNK_BYTES = 64 * 1024  # a replay is sent in chunks of about this size
 
 
 def _message(change: DocChange, whole: bool) -> bytes:
     """The whole document the first time a key is sent on this connection, then only what changed.
-    Encoded as ServerSentEvent would (orjson's output is one line, so one `data:` line)."""
-    body: dict[str, Any] = {"key": change.key}
-    if whole or change.patch is None:
-        body["doc"] = change.doc
-    else:
-        body["patch"] = change.patch
-    data = orjson.dumps(body).decode()
-    return f"id: {change.position}{SEP}event: {change.projection}{SEP}data: {data}{SEP}{SEP}".encode()
+    Encoded as ServerSentEvent would (JSON is one line, so one `data:` line), from the encodings
+    the change keeps for every subscriber (each encoding its own was ~0.5 us per subscriber)."""
+    patch = None if whole else change.patch_json
+    field, value = (b"doc", change.doc_json) if patch is None else (b"patch", patch)
+    return MESSAGE % (change.position, change.projection.encode(), orjson.dumps(change.key), field, value)
 
 
 def _resume_from(header: str | None, query: int | None) -> int:
@@ -77,7 +75,9 @@ async def _stream(
             if changes is None:
                 return  # too slow: the client reconnects with Last-Event-ID
             chunk = []
-            recording = tracing.recording()
+            # a span only continues a command's trace (asking the API costs ~0.9 us, an environment
+            # lookup, per subscriber and batch: 100 subscribers made it ~90 us per command)
+            recording = any(change.traceparent for change in changes) and tracing.recording()
             for change in changes:
                 if change.position <= sent:
                     continue

@@ -6,11 +6,19 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sse_starlette import ServerSentEvent
 
+from api.routes.live import _message
 from config.settings import Settings
 from flp.cli.sse_client import LiveDocs, SseMessage, read_sse
 from flp.server import running_server
+from projections.ports import DocChange, encode_doc
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 
@@ -112,3 +120,49 @@ async def test_a_client_that_goes_away_is_unsubscribed(settings: Settings) -> No
                     await asyncio.sleep(0.05)
                 assert hub.subscriber_count == 0, path
             await http.post("/jobs", json=job_body(job_id="g2"))  # publishing to nobody is fine
+
+
+def test_messages_are_framed_as_server_sent_events_frame_them() -> None:
+    """`_message` builds each frame from the change's shared encodings; the bytes are what
+    sse-starlette's ServerSentEvent gives for the same JSON, and the JSON is the document's."""
+    doc = {"job_id": "m", "status": "running", "clients": ["a"], "round": 2}
+    before = encode_doc({**doc, "round": 1})
+    change = DocChange("job_board", "m", 42, doc, before, encoded=encode_doc(doc))
+    whole = b'{"key":"m","doc":' + encode_doc(doc) + b"}"  # the key, then the document as stored
+    patch = orjson.dumps({"key": "m", "patch": change.patch})
+    for data, is_whole in ((whole, True), (patch, False)):
+        expected = ServerSentEvent(id="42", event="job_board", data=data.decode()).encode()
+        assert _message(change, is_whole) == expected
+    assert orjson.loads(_message(change, False).split(b"data: ")[1]) == {
+        "key": "m",
+        "patch": [{"op": "replace", "path": "/round", "value": 2}],
+    }
+    deleted = DocChange("job_board", "m", 43, None, before)
+    assert orjson.loads(_message(deleted, False).split(b"data: ")[1]) == {"key": "m", "doc": None}
+
+
+async def test_a_pushed_change_continues_its_commands_trace(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With spans recording, each live message is sent in an `sse.send` span whose parent is the
+    span of the command that caused the change (the stream asks for spans only then)."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # restored after the test
+    async with (
+        running_server(settings) as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=10, headers=admin_headers(settings)) as http,
+    ):
+        caught_up = asyncio.Event()
+        listener = asyncio.create_task(collect(http, "/live/jobs", 1, live=caught_up))
+        await asyncio.wait_for(caught_up.wait(), 10)
+        assert (await http.post("/jobs", json=job_body(job_id="t1"))).status_code == 201
+        [message] = await asyncio.wait_for(listener, timeout=10)
+    provider.shutdown()
+    spans = exporter.get_finished_spans()
+    command = next(s for s in spans if s.name == "command StartJob")
+    sent = [s for s in spans if s.name == "sse.send"]
+    assert sent and all(s.parent is not None and s.parent.span_id == command.context.span_id for s in sent)
+    assert [s.attributes["flp.position"] for s in sent if s.attributes] == [int(message.id or 0)]
