@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from sse_starlette import ServerSentEvent
 
 from adapters.live_hub import LiveHub
 from api.routes.live import _message
-from projections.ports import DocChange
+from projections.ports import DocChange, encode_doc
 
 
 def change(projection: str, key: str, position: int) -> DocChange:
@@ -59,3 +60,33 @@ def test_a_message_is_encoded_as_server_sent_event_encodes_it() -> None:
     assert _message(doc, whole=True) == expected.encode()
     tricky = DocChange("job_board", "j2", 8, {"name": "line\nbreak\r\u2028"})
     assert _message(tricky, whole=True).count(b"\r\n") == 4  # id, event, one data line, the blank line
+
+
+def test_a_message_is_built_from_the_encodings_the_change_shares() -> None:
+    """Every subscriber's frame is built from the change's encodings (the document as the runner
+    committed it, the patch encoded once); the bytes are what ServerSentEvent gives for them."""
+    doc = {"job_id": "m", "status": "running", "clients": ["a"], "round": 2}
+    before = encode_doc({**doc, "round": 1})
+    changed = DocChange("job_board", "m", 42, doc, before, encoded=encode_doc(doc))
+    whole = b'{"key":"m","doc":' + encode_doc(doc) + b"}"  # the key, then the document as stored
+    patch = orjson.dumps({"key": "m", "patch": changed.patch})
+    for data, is_whole in ((whole, True), (patch, False)):
+        expected = ServerSentEvent(id="42", event="job_board", data=data.decode()).encode()
+        assert _message(changed, is_whole) == expected
+    assert orjson.loads(_message(changed, False).split(b"data: ")[1]) == {
+        "key": "m",
+        "patch": [{"op": "replace", "path": "/round", "value": 2}],
+    }
+    deleted = DocChange("job_board", "m", 43, None, before)
+    assert orjson.loads(_message(deleted, False).split(b"data: ")[1]) == {"key": "m", "doc": None}
+
+
+async def test_a_cancelled_wait_leaves_the_subscription_usable() -> None:
+    hub = LiveHub()
+    sub = hub.subscribe("job_board")
+    waiting = asyncio.create_task(sub.get())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    hub.publish([change("job_board", "a", 1)])  # nobody waits: kept for the next get
+    assert [c.key for c in await asyncio.wait_for(sub.get(), 1) or []] == ["a"]

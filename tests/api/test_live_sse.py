@@ -6,19 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
-import orjson
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sse_starlette import ServerSentEvent
 
-from api.routes.live import _message
 from config.settings import Settings
 from flp.cli.sse_client import LiveDocs, SseMessage, read_sse
 from flp.server import running_server
-from projections.ports import DocChange, encode_doc
 from tests.auth.helpers import admin_headers
 from tests.conftest import job_body, round_body
 
@@ -120,25 +116,6 @@ async def test_a_client_that_goes_away_is_unsubscribed(settings: Settings) -> No
                     await asyncio.sleep(0.05)
                 assert hub.subscriber_count == 0, path
             await http.post("/jobs", json=job_body(job_id="g2"))  # publishing to nobody is fine
-
-
-def test_messages_are_framed_as_server_sent_events_frame_them() -> None:
-    """`_message` builds each frame from the change's shared encodings; the bytes are what
-    sse-starlette's ServerSentEvent gives for the same JSON, and the JSON is the document's."""
-    doc = {"job_id": "m", "status": "running", "clients": ["a"], "round": 2}
-    before = encode_doc({**doc, "round": 1})
-    change = DocChange("job_board", "m", 42, doc, before, encoded=encode_doc(doc))
-    whole = b'{"key":"m","doc":' + encode_doc(doc) + b"}"  # the key, then the document as stored
-    patch = orjson.dumps({"key": "m", "patch": change.patch})
-    for data, is_whole in ((whole, True), (patch, False)):
-        expected = ServerSentEvent(id="42", event="job_board", data=data.decode()).encode()
-        assert _message(change, is_whole) == expected
-    assert orjson.loads(_message(change, False).split(b"data: ")[1]) == {
-        "key": "m",
-        "patch": [{"op": "replace", "path": "/round", "value": 2}],
-    }
-    deleted = DocChange("job_board", "m", 43, None, before)
-    assert orjson.loads(_message(deleted, False).split(b"data: ")[1]) == {"key": "m", "doc": None}
 
 
 async def test_a_pushed_change_continues_its_commands_trace(
