@@ -56,6 +56,30 @@ def _fenced(conn: sqlite3.Connection, name: str, fence: int | None) -> None:
 INLINE_ROWS = 200  # reads of at most this many rows by key run inline on the event loop
 
 
+class _Answers:
+    """Answers to repeated reads (pages, counts), each kept while the file is as it was when it
+    was read. `PRAGMA data_version`, asked on the inline read-only connection, changes with every
+    commit of any other connection (the projection runner's threads, another process), so while
+    it stands an answer still holds. The version is read before the query: a commit landing in
+    between makes the next call read again. Bounded by what it holds: full, it starts over."""
+
+    def __init__(self, max_bytes: int = 16 << 20) -> None:
+        self._known: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self._bytes = 0
+        self._max_bytes = max_bytes
+
+    def get(self, key: tuple[Any, ...], version: int) -> Any | None:
+        known = self._known.get(key)
+        return known[1] if known is not None and known[0] == version else None
+
+    def keep(self, key: tuple[Any, ...], version: int, answer: Any, size: int) -> None:
+        if self._bytes + size > self._max_bytes or len(self._known) >= 4096:
+            self._known.clear()
+            self._bytes = 0
+        self._known[key] = (version, answer)
+        self._bytes += size  # an answer replaced under its key still counts: the next start-over clears it
+
+
 class SqliteReadModelStore:
     """Read models are disposable (rebuilt from the event store), so by default they commit with
     synchronous=NORMAL: a power cut may lose the last few batches, never tear one, and since each
@@ -65,7 +89,7 @@ class SqliteReadModelStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._pool = SqliteThreads(self.path, synchronous)
-        self._counts: dict[tuple[str, tuple[Any, ...]], tuple[int, int]] = {}
+        self._answers = _Answers()
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,33 +141,38 @@ class SqliteReadModelStore:
     async def list_json(
         self, projection: str, limit: int = 100, offset: int = 0, where: Where | None = None
     ) -> list[bytes]:
-        return [doc.encode() for doc in await self._page(projection, limit, offset, where)]
+        return list(await self._page(projection, limit, offset, where))
 
-    async def _page(self, projection: str, limit: int, offset: int, where: Where | None) -> list[str]:
-        """The stored JSON of a page of documents, in key order."""
+    def _version(self) -> int:
+        return int(self._pool.now_query("PRAGMA data_version")[0][0])
+
+    async def _page(self, projection: str, limit: int, offset: int, where: Where | None) -> list[bytes]:
+        """The stored JSON of a page of documents, in key order (kept while the file stands:
+        a dashboard's page is read once per change, not once per request)."""
         condition, params = _where(projection, where)
-        rows = await self._rows(
-            f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-            inline=limit + offset <= INLINE_ROWS and not where,
-        )
-        return [str(r[0]) for r in rows]
+        key, version = ("page", condition, params, limit, offset), self._version()
+        page: list[bytes] | None = self._answers.get(key, version)
+        if page is None:
+            rows = await self._rows(
+                f"SELECT doc FROM read_models WHERE {condition} ORDER BY key LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+                inline=limit + offset <= INLINE_ROWS and not where,
+            )
+            page = [str(r[0]).encode() for r in rows]  # as orjson wrote it (sorted keys)
+            self._answers.keep(key, version, page, sum(map(len, page)) + 64)
+        return page
 
     async def count(self, projection: str, where: Where | None = None) -> int:
-        """Counted once per state of the file: `PRAGMA data_version` changes with every commit
-        of another connection (the projection runner's, another process's), so until then the
-        last count stands. (A count walks every document of the projection.)"""
+        """Counted once per state of the file (see `_Answers`): a count walks every document of
+        the projection."""
         condition, params = _where(projection, where)
-        version = self._pool.now_query("PRAGMA data_version")[0][0]
-        key = (condition, params)
-        known = self._counts.get(key)
-        if known is not None and known[0] == version:
-            return known[1]
-        rows = await self._rows(f"SELECT count(*) FROM read_models WHERE {condition}", params)
-        if len(self._counts) > 1000:
-            self._counts.clear()
-        self._counts[key] = (version, int(rows[0][0]))  # version read first: a commit meanwhile recounts
-        return int(rows[0][0])
+        key, version = ("count", condition, params), self._version()
+        known: int | None = self._answers.get(key, version)
+        if known is None:
+            rows = await self._rows(f"SELECT count(*) FROM read_models WHERE {condition}", params)
+            known = int(rows[0][0])
+            self._answers.keep(key, version, known, 64)
+        return known
 
     async def changed_after(self, projection: str, position: int, key: str | None = None) -> list[DocChange]:
         sql = "SELECT key, position, doc FROM read_models WHERE projection = ? AND position > ?"

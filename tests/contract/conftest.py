@@ -71,6 +71,24 @@ async def read_models(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     await mongo.drop()
 
 
+@pytest.fixture(params=READ_MODEL_KINDS)
+async def read_model_views(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[ReadModelStore, ReadModelStore]]:
+    """Two stores on one location: a second replica's view of the same read models."""
+    mongo = MongoTestBackend()
+    views: list[ReadModelStore] = []
+    for _ in range(2):
+        if request.param == "sqlite":
+            views.append(await SqliteReadModelStore(tmp_path / "read_models.db").open())
+        else:
+            views.append(await MongoReadModelStore(mongo.connect()).open())
+    yield views[0], views[1]
+    for view in views:
+        await view.close()
+    await mongo.drop()
+
+
 @pytest.fixture(params=["sqlite", "mongo"])
 async def users(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UserStore]:
     mongo = MongoTestBackend()

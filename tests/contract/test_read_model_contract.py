@@ -122,3 +122,33 @@ async def test_count_follows_every_commit(read_models: ReadModelStore) -> None:
         assert await read_models.count("p", where={"s": "x"}) == i
     await read_models.commit("p", {"k1": (4, None)}, 3, 4)
     assert await read_models.count("p") == 2
+
+
+async def test_pages_and_counts_follow_every_commit_of_any_view(
+    read_model_views: tuple[ReadModelStore, ReadModelStore],
+) -> None:
+    """Repeated reads of an unchanged store may be answered from memory (SQLite keeps them per
+    state of the file); a commit by this view or by another replica's must show at once."""
+    reader, writer = read_model_views
+
+    async def seen(where: dict[str, Any] | None = None) -> tuple[list[str], list[str], int]:
+        docs = [d["k"] for d in await reader.list_docs("p", limit=10, where=where)]
+        raw = [orjson.loads(b)["k"] for b in await reader.list_json("p", limit=10, where=where)]
+        return docs, raw, await reader.count("p", where=where)
+
+    assert await seen() == ([], [], 0)
+    position = 0
+    for i, by in enumerate([writer, reader, writer, writer, reader]):
+        assert await by.commit("p", {f"k{i}": (position + 1, {"k": f"k{i}", "s": "x"})}, position, position + 1)
+        position += 1
+        keys = [f"k{j}" for j in range(i + 1)]
+        assert await seen() == (keys, keys, i + 1)
+        assert await seen() == (keys, keys, i + 1)  # asked again, unchanged
+        assert await seen({"s": "x"}) == (keys, keys, i + 1)
+    pages = await reader.list_json("p", limit=10)
+    pages.clear()  # a caller's list is its own
+    assert len(await reader.list_json("p", limit=10)) == 5
+    assert await writer.commit("p", {"k0": (position + 1, None), "k1": (position + 1, {"k": "k1", "s": "y"})},
+                               position, position + 1)  # fmt: skip
+    assert await seen() == (["k1", "k2", "k3", "k4"], ["k1", "k2", "k3", "k4"], 4)
+    assert await seen({"s": "x"}) == (["k2", "k3", "k4"], ["k2", "k3", "k4"], 3)
