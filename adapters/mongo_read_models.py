@@ -20,6 +20,7 @@ document per key.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,11 @@ class MongoReadModelStore(ConnectionHolder):
             {"projection": projection, "doc": _LIVE}, {"key": 1, "doc": 1}, sort=[("key", 1)]
         ).to_list(None)
         return {d["key"]: d["doc"] for d in found}
+
+    async def wait_commit_elsewhere(self, timeout: float) -> None:
+        """A timed wait: the replicas are separate machines here, and a follower reads the
+        checkpoints again after it (a change stream on them could wake it sooner)."""
+        await asyncio.sleep(timeout)
 
     # --- checkpoints and commits -------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from adapters.clock import utc_timestamp
+from adapters.commit_notices import CommitNotices
 from adapters.commit_signal import CommitSignal
 from adapters.sqlite_threads import SqliteThreads, connect
 from persistence.chain import GENESIS_HASH, ChainedEvent, link
@@ -118,8 +119,11 @@ class SqliteEventStore:
     """`sealer` (the audit seal key's HMAC) seals each event in the transaction that writes it:
     an acknowledged event is never without its seal."""
 
-    def __init__(self, path: Path, synchronous: str = "FULL", sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, path: Path, synchronous: str = "FULL", sealer: Sealer | None = None, feed_fallback_s: float = 1.0
+    ) -> None:
         self.path = Path(path)
+        self._feed_fallback_s = feed_fallback_s  # the feed's re-read when no commit notice comes
         self._synchronous = synchronous
         self._sealer = sealer
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
@@ -128,6 +132,7 @@ class SqliteEventStore:
         self._writer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signal: CommitSignal | None = None
+        self._notices: CommitNotices | None = None  # to and from other processes on this file
         self._reads: SqliteThreads | None = None
         # writer-thread state: valid while no other connection committed (PRAGMA data_version)
         self._data_version: int | None = None
@@ -141,7 +146,7 @@ class SqliteEventStore:
     async def open(self) -> SqliteEventStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
-        self._signal = CommitSignal()
+        self._signal = CommitSignal(self._feed_fallback_s)
         self._reads = SqliteThreads(self.path, self._synchronous, query_only=True)
         conn = connect(self.path, self._synchronous)
         conn.executescript(SCHEMA)
@@ -150,6 +155,8 @@ class SqliteEventStore:
             conn.execute("ALTER TABLE events ADD COLUMN seal TEXT")
         head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         self._signal.notify(head)
+        self._notices = CommitNotices(self.path)
+        self._notices.listen(self._loop, self._signal.notify)
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="flp-sqlite-writer", daemon=True)
         self._writer.start()
         return self
@@ -159,6 +166,9 @@ class SqliteEventStore:
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._notices is not None:
+            self._notices.close()
+            self._notices = None
         if self._reads is not None:
             await self._reads.close()
             self._reads = None
@@ -236,6 +246,8 @@ class SqliteEventStore:
                 if not alone:
                     conn.execute("RELEASE one_append")
             conn.execute("COMMIT")
+            if self._notices is not None and head != self._head:
+                self._notices.send(head)  # the other processes' feeds wake now, not at their fallback
             self._data_version = data_version
             self._head = head
             self._remember_heads(staged)

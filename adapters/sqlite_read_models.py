@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from adapters.commit_notices import CommitNotices
 from adapters.sqlite_threads import SqliteThreads
 from persistence.ports import FencedOut
 from projections.ports import Commit, Doc, DocChange, Where, check_where, encode_doc
@@ -90,6 +93,8 @@ class SqliteReadModelStore:
         self._synchronous = synchronous
         self._pool = SqliteThreads(self.path, synchronous)
         self._answers = _Answers()
+        self._notices = CommitNotices(self.path)  # to and from the other processes on this file
+        self._elsewhere: asyncio.Event | None = None  # set when one of them committed
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +105,23 @@ class SqliteReadModelStore:
                 conn.execute("ALTER TABLE checkpoints ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
 
         await self._pool.run(create)
+        elsewhere = self._elsewhere = asyncio.Event()
+        self._notices.listen(asyncio.get_running_loop(), lambda _: elsewhere.set())
         return self
 
     async def close(self) -> None:
+        self._notices.close()
         await self._pool.close()
+
+    async def wait_commit_elsewhere(self, timeout: float) -> None:
+        elsewhere = self._elsewhere
+        if elsewhere is None:
+            await asyncio.sleep(timeout)
+            return
+        if not elsewhere.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(elsewhere.wait(), timeout)
+        elsewhere.clear()  # before the caller reads: a commit from now on sets it again
 
     async def _rows(self, sql: str, params: tuple[Any, ...], *, inline: bool = False) -> list[tuple[Any, ...]]:
         """Point reads of a few rows run inline (see adapters/sqlite_threads.py); the rest in a thread."""
@@ -205,6 +223,7 @@ class SqliteReadModelStore:
                 raise
 
         await self._pool.run(write)
+        self._notices.send(position)
 
     async def commit(
         self,
@@ -214,12 +233,18 @@ class SqliteReadModelStore:
         to_checkpoint: int,
         fence: int | None = None,
     ) -> bool:
-        return await self._pool.run(
+        done = await self._pool.run(
             lambda conn: self._commit_sync(conn, projection, dict(changes), from_checkpoint, to_checkpoint, fence)
         )
+        if done:
+            self._notices.send(to_checkpoint)
+        return done
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
-        return await self._pool.run(lambda conn: self._commit_many_sync(conn, list(commits)))
+        done = await self._pool.run(lambda conn: self._commit_many_sync(conn, list(commits)))
+        if any(done):
+            self._notices.send(max(c.to_checkpoint for c in commits))
+        return done
 
     def _commit_many_sync(self, conn: sqlite3.Connection, commits: list[Commit]) -> list[bool]:
         """One transaction for every projection's batch (one fsync, one thread hop)."""

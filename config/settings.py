@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     # run on the replica holding their lease; another takes over within about 1.3 x the TTL
     lease_ttl_s: float = Field(default=5.0, gt=0.2, le=300, description="how long a silent owner keeps a service")
     follow_interval_s: float = Field(
-        default=0.05, gt=0, le=5, description="how often a replica not owning the projections looks for their commits"
+        default=0.05,
+        gt=0,
+        le=5,
+        description="the longest a replica not owning the projections waits before it looks for their commits",
     )
     replica_id: str | None = Field(default=None, description="this replica's name in leases; default host:pid:random")
 

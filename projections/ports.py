@@ -144,4 +144,10 @@ class ReadModelStore(Protocol):
 
     async def dump(self, projection: str) -> dict[str, Doc]: ...
 
+    async def wait_commit_elsewhere(self, timeout: float) -> None:
+        """Return when another process (a replica owning the projections) may have committed to
+        these read models, or after `timeout` seconds: what a follower waits on between reads of
+        the checkpoints."""
+        ...
+
     async def close(self) -> None: ...

@@ -321,7 +321,7 @@ class ProjectionRunner:
             seen = {name: min(checkpoint, told) for name, checkpoint in seen.items()}
         self._advance(min(seen.values(), default=0))
         while True:
-            await asyncio.sleep(interval_s)
+            await self.read_models.wait_commit_elsewhere(interval_s)
             changes: list[DocChange] = []
             for name in [*names, self._fault_log.name]:
                 checkpoint = await self.read_models.get_checkpoint(name)  # first: no change past it is half-seen
