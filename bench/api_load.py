@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (the embedded wrk Lua scripts keep their own line lengths)
 """HTTP load benchmark: flp's command and query paths beside a bare FastAPI app, in one run.
 
-    python bench/api_load.py [--duration 10] [--connections 32] [--subscribers 100]
+    python bench/api_load.py [--duration 10] [--connections 32] [--subscribers 100] [--workers 1]
 
 Starts a real `flp serve` (durable SQLite, sealing on, Flower off, rate limit lifted) and the
 anchor (bench/anchor_app.py: a bare FastAPI app on the same uvicorn whose POST validates the
@@ -313,7 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         anchor_cmd = [str(BIN / "uvicorn"), "--app-dir", str(ROOT / "bench"), "anchor_app:app", "--port",
                       str(anchor_port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
         with (
-            process([str(BIN / "flp"), "serve"], env, tmp / "flp.log"),
+            process([str(BIN / "flp"), "serve", "--workers", str(args.workers)], env, tmp / "flp.log"),
             process(anchor_cmd, env, tmp / "anchor.log"),
         ):
             wait_up(flp_url)
@@ -374,6 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "get_health": paths["get_health"]["flp"]["per_s"] / paths["get_health"]["anchor"]["per_s"],
     }
     return {
+        "workers": args.workers,
         "connections": args.connections,
         "duration_s": args.duration,
         "paths": paths,
@@ -398,6 +399,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured path")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="flp serve --workers N (the goals are for one process, the default)"
+    )
     print(json.dumps(run(parser.parse_args())))
 
 

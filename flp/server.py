@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ class RunningServer:
     server: uvicorn.Server
 
 
-async def serve_forever(settings: Settings) -> None:
+async def serve_forever(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
+    """`sockets`: already listening (one of `flp serve --workers N`, see flp.workers)."""
     container = await build_container(settings)
     config = uvicorn.Config(
         create_app(container),
@@ -36,7 +38,7 @@ async def serve_forever(settings: Settings) -> None:
         access_log=settings.access_log,
         lifespan="on",
     )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=sockets)
 
 
 def run_fast(coro: Coroutine[Any, Any, T]) -> T:

@@ -53,13 +53,31 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def serve(
     host: Annotated[str | None, typer.Option(help="default FLP_API_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default FLP_API_PORT")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="processes on the port, as replicas on one data dir (flp.workers)")
+    ] = 1,
+    reuse_port: Annotated[bool, typer.Option(hidden=True, help="one of --workers N: bind with SO_REUSEPORT")] = False,
 ) -> None:
     """Run the platform: API, projections, live push, Flower runtime."""
     from flp.server import run_fast, serve_forever
+    from flp.workers import WorkersFailed, reuse_port_socket, serve_workers
 
     s = settings()
     s = s.model_copy(update={k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None})
-    run_fast(serve_forever(s))
+    if workers > 1:
+        try:
+            sys.exit(serve_workers(s.api_host, s.api_port, workers))
+        except WorkersFailed as exc:
+            err_console.print(f"flp serve: {exc}")
+            sys.exit(1)
+    sockets = None
+    if reuse_port:
+        try:
+            sockets = [reuse_port_socket(s.api_host, s.api_port)]
+        except OSError as exc:
+            err_console.print(f"flp serve: cannot listen on {s.api_host}:{s.api_port}: {exc.strerror or exc}")
+            sys.exit(1)
+    run_fast(serve_forever(s, sockets=sockets))
 
 
 @app.command()
