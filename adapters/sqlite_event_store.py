@@ -10,7 +10,9 @@ processes too), a reader never sees position N+1 without N: the feed has no gaps
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -133,6 +135,7 @@ class SqliteEventStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signal: CommitSignal | None = None
         self._notices: CommitNotices | None = None  # to and from other processes on this file
+        self._lock_fd: int | None = None
         self._reads: SqliteThreads | None = None
         # writer-thread state: valid while no other connection committed (PRAGMA data_version)
         self._data_version: int | None = None
@@ -155,6 +158,10 @@ class SqliteEventStore:
             conn.execute("ALTER TABLE events ADD COLUMN seal TEXT")
         head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         self._signal.notify(head)
+        # Writers in other processes on this file (replicas, `flp serve --workers`) queue on this
+        # lock around their transactions: the kernel hands it over at once, where SQLite's busy
+        # handler sleeps 1, 2, 5... ms and retries (the p99 of two workers: 100-534 ms, 42-50 with it)
+        self._lock_fd = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._notices = CommitNotices(self.path)
         self._notices.listen(self._loop, self._signal.notify)
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="flp-sqlite-writer", daemon=True)
@@ -169,6 +176,9 @@ class SqliteEventStore:
         if self._notices is not None:
             self._notices.close()
             self._notices = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._reads is not None:
             await self._reads.close()
             self._reads = None
@@ -222,6 +232,9 @@ class SqliteEventStore:
         outcomes: list[AppendResult | BaseException] = []
         staged: dict[str, tuple[int, str]] = {}
         alone = len(group) == 1
+        lock = self._lock_fd
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
             data_version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -263,6 +276,9 @@ class SqliteEventStore:
                 outcomes, head = [exc], self._head  # the one append failed on its own
             else:  # disk full, I/O error: nothing of the group is written
                 outcomes, head = [exc] * len(group), None
+        finally:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._deliver, group, outcomes, head)
 
