@@ -94,7 +94,7 @@ class SqliteReadModelStore:
         self._pool = SqliteThreads(self.path, synchronous)
         self._answers = _Answers()
         self._notices = CommitNotices(self.path)  # to and from the other processes on this file
-        self._elsewhere: asyncio.Event | None = None  # set when one of them committed
+        self._elsewhere = asyncio.Event()  # set when one of them committed
 
     async def open(self) -> SqliteReadModelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +105,7 @@ class SqliteReadModelStore:
                 conn.execute("ALTER TABLE checkpoints ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
 
         await self._pool.run(create)
-        elsewhere = self._elsewhere = asyncio.Event()
-        self._notices.listen(asyncio.get_running_loop(), lambda _: elsewhere.set())
+        self._notices.listen(asyncio.get_running_loop(), lambda _: self._elsewhere.set())
         return self
 
     async def close(self) -> None:
@@ -115,9 +114,6 @@ class SqliteReadModelStore:
 
     async def wait_commit_elsewhere(self, timeout: float) -> None:
         elsewhere = self._elsewhere
-        if elsewhere is None:
-            await asyncio.sleep(timeout)
-            return
         if not elsewhere.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(elsewhere.wait(), timeout)
