@@ -1,0 +1,157 @@
+# ruff: noqa: E501  (the request bodies stay one per line, as sent)
+"""api/json_body.py: a model body validated in one step answers exactly as FastAPI's own body
+path does, for the platform's command bodies, valid or not, and the platform's routes use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from api import json_body
+from api.app import create_app
+from api.errors import install_error_handlers
+from api.json_body import FastBody
+from api.schemas import JoinRequest, StartJobRequest
+from domain.commands import RecordRoundResult
+from flp.wiring import Container
+
+
+class FastBodyRoute(APIRoute):
+    """What GuardedRoute does with a body, without the guard."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        body = FastBody.of(self)
+        assert body is not None, "every route here has a model body"
+        return body.handler(self, APIRoute.get_route_handler)
+
+
+def both() -> tuple[FastAPI, FastAPI]:
+    declared, fast = FastAPI(), FastAPI()
+    fast.router.route_class = FastBodyRoute
+    for app in (declared, fast):
+        install_error_handlers(app)
+
+        @app.post("/jobs")
+        async def start(body: StartJobRequest) -> dict[str, Any]:
+            return {"got": body.model_dump(mode="json")}
+
+        @app.post("/jobs/{job_id}/rounds")
+        async def rounds(job_id: str, body: RecordRoundResult, request: Request) -> dict[str, Any]:
+            return {"job": job_id, "got": body.model_dump(mode="json"), "path": request.url.path}
+
+        @app.post("/join")
+        async def join(body: JoinRequest) -> dict[str, Any]:
+            return {"got": body.model_dump(mode="json")}
+
+    return declared, fast
+
+
+JSON = "application/json"
+JOB = b'{"name": "n", "rounds": 3, "min_clients": 1}'
+BODIES: list[tuple[str, str | None, bytes]] = [
+    ("/jobs", JSON, JOB),
+    ("/jobs", "application/json; charset=utf-8", JOB),
+    ("/jobs", "Application/JSON", JOB),
+    ("/jobs", "application/vnd.flp+json", JOB),
+    ("/jobs", "text/plain", JOB),
+    ("/jobs", None, JOB),
+    ("/jobs", JSON, b""),
+    ("/jobs", JSON, b"{"),
+    ("/jobs", JSON, b"[]"),
+    ("/jobs", JSON, b"null"),
+    ("/jobs", JSON, b'{"name": "n", "rounds": "3", "min_clients": 1.0}'),
+    ("/jobs", JSON, b'{"name": "n", "rounds": true, "min_clients": 1}'),
+    ("/jobs", JSON, b'{"name": "n", "rounds": 3.5, "min_clients": 1}'),
+    ("/jobs", JSON, b'{"name": "n", "rounds": 3, "min_clients": 1, "hyperparameters": {"lr": NaN}}'),
+    ("/jobs", JSON, b'{"name": "n", "rounds": 3, "min_clients": 1, "hyperparameters": {"lr": 1e400}}'),
+    (
+        "/jobs",
+        JSON,
+        b'{"name": "n", "rounds": 3, "min_clients": 1, "hyperparameters": {"big": 123456789012345678901234567890}}',
+    ),
+    ("/jobs", JSON, b'{"name": "n", "rounds": 3, "min_clients": 1, "hyperparameters": {"a": [1]}}'),
+    (
+        "/jobs",
+        JSON,
+        b'{"name": "n", "rounds": 3, "min_clients": 1, "hyperparameters": {"a": 1, "b": 0.5, "c": false, "d": "x"}}',
+    ),
+    ("/jobs", JSON, b'{"name": "\\ud800", "rounds": 3, "min_clients": 1}'),
+    ("/jobs", JSON, b'{"name": "\\u0000", "rounds": 3, "min_clients": 1}'),
+    ("/jobs", JSON, b'{"name": "n", "name": "m", "rounds": 3, "min_clients": 1}'),
+    ("/jobs", JSON, b'{"name": "n", "rounds": 3, "min_clients": 1, "unknown": 1}'),
+    ("/jobs", JSON, b'{"job_id": "bad id!", "name": "n", "rounds": 3, "min_clients": 1}'),
+    ("/jobs", JSON, '{"name": "\u00e9t\u00e9", "rounds": 3, "min_clients": 1}'.encode()),
+    ("/jobs", JSON, b'\xff\xfe{"name": "n"}'),
+    ("/jobs", JSON, b'  {"name": "n", "rounds": 3, "min_clients": 1}  '),
+    (
+        "/jobs/j1/rounds",
+        JSON,
+        b'{"round": 1, "results": [{"client_id": "a", "num_examples": 10, "metrics": {"loss": 0.5}}], "central_metrics": {"accuracy": 0.9}}',
+    ),
+    (
+        "/jobs/j1/rounds",
+        JSON,
+        b'{"round": 1, "results": [{"client_id": "a", "num_examples": -1, "metrics": {"loss": "x"}}]}',
+    ),
+    ("/jobs/j1/rounds", JSON, b'{"round": 0, "results": {}}'),
+    ("/join", JSON, b'{"client_id": "c1"}'),
+    ("/join", JSON, b'{"client_id": 5}'),
+    ("/join", JSON, b'"c1"'),
+]
+
+
+@pytest.mark.parametrize(("path", "content_type", "body"), BODIES)
+async def test_answers_are_fastapis(path: str, content_type: str | None, body: bytes) -> None:
+    answers = []
+    for app in both():
+        headers = {"content-type": content_type} if content_type else {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            r = await client.post(path, content=body, headers=headers)
+            answers.append((r.status_code, r.headers["content-type"], r.json()))
+    assert answers[0] == answers[1]
+
+
+async def test_a_valid_body_takes_the_one_step_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path really answers a valid body (FastAPI's path never reads it)."""
+    taken: list[type[BaseModel]] = []
+    validate = FastBody.validate
+
+    def counted(self: FastBody, body: bytes) -> BaseModel | None:
+        value = validate(self, body)
+        if value is not None:
+            taken.append(type(value))
+        return value
+
+    monkeypatch.setattr(FastBody, "validate", counted)
+    _, fast = both()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://t") as client:
+        assert (await client.post("/jobs", content=JOB, headers={"content-type": JSON})).status_code == 200
+        assert (await client.post("/jobs", content=b"{", headers={"content-type": JSON})).status_code == 422
+    assert taken == [StartJobRequest]
+
+
+def test_the_platform_routes_take_their_model_bodies_in_one_step(container: Container) -> None:
+    app = create_app(container, manage_lifespan=False)
+    bodies = {
+        (sorted(r.methods or [])[0], r.path): FastBody.of(r)
+        for r in app.router.routes
+        if isinstance(r, APIRoute) and r.body_field is not None
+    }
+    assert bodies[("POST", "/jobs")] == FastBody("body", StartJobRequest)
+    assert bodies[("POST", "/jobs/{job_id}/rounds")] is not None
+    # an optional body (`Model | None`) keeps FastAPI's path: an empty body means None there
+    assert bodies[("POST", "/jobs/{job_id}/cancel")] is None
+
+
+def test_the_content_types_read_as_json() -> None:
+    assert json_body._is_json("application/json")
+    assert json_body._is_json("application/problem+json; charset=utf-8")
+    assert not json_body._is_json("application/jsonx")
+    assert not json_body._is_json("text/json")
+    assert not json_body._is_json(None)
