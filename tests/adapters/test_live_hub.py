@@ -77,6 +77,10 @@ def test_a_message_is_built_from_the_encodings_the_change_shares() -> None:
         "key": "m",
         "patch": [{"op": "replace", "path": "/round", "value": 2}],
     }
+    # built once per change and variant, for every subscriber that sends it
+    assert _message(changed, True) is _message(changed, True)
+    assert _message(changed, False) is _message(changed, False)
+    assert _message(changed, True) != _message(changed, False)
     deleted = DocChange("job_board", "m", 43, None, before)
     assert orjson.loads(_message(deleted, False).split(b"data: ")[1]) == {"key": "m", "doc": None}
 
