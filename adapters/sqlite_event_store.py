@@ -394,11 +394,17 @@ class SqliteEventStore:
 
     async def subscribe(self, after_position: int = 0, batch_size: int = 1000) -> AsyncIterator[list[RecordedEvent]]:
         assert self._signal is not None, "event store is not open"
+        signal = self._signal
         position = after_position
         while True:
             batch = await self.read_all(position, batch_size)
             if batch:
                 position = batch[-1].position
                 yield batch
+                if len(batch) < batch_size and position >= signal.head:
+                    # the read reached the end and nothing was committed since, as far as this
+                    # process knows: wait before reading again (the read would find nothing, but
+                    # a query it is, on a pool thread: two thread hops per batch and consumer)
+                    await signal.wait_beyond(position)
             else:
-                await self._signal.wait_beyond(position)
+                await signal.wait_beyond(position)

@@ -92,6 +92,38 @@ async def test_the_in_memory_feed_tail_never_hides_another_process_commits(tmp_p
         await b.close()
 
 
+async def test_a_caught_up_feed_waits_without_querying_and_still_sees_other_processes(tmp_path: Path) -> None:
+    """After a batch that reached the end, the feed waits for the next commit instead of asking
+    the database for nothing (two thread hops per batch and consumer); commits of this process
+    and of another one on the file still arrive."""
+    a = await SqliteEventStore(tmp_path / "e.db").open()
+    b = await SqliteEventStore(tmp_path / "e.db", feed_fallback_s=3600).open()
+    queries = 0
+    run = b._pool.run  # noqa: SLF001
+
+    async def counted(fn: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return await run(fn)
+
+    b._pool.run = counted  # type: ignore[method-assign]  # noqa: SLF001
+    try:
+        await b.append("s1", [ev()], 0)  # position 1, in b's in-memory tail
+        feed = b.subscribe(0, batch_size=10)
+        assert [e.position for e in await anext(feed)] == [1]
+        nxt = asyncio.ensure_future(anext(feed))
+        await asyncio.sleep(0.2)
+        assert not nxt.done()
+        assert queries == 0, "a caught-up feed asked the database for nothing"
+        await b.append("s1", [ev()], 1)  # this process: from the tail
+        assert [e.position for e in await asyncio.wait_for(nxt, 5)] == [2]
+        await a.append("s2", [ev()], 0)  # another process: its commit notice wakes the feed
+        assert [e.position for e in await asyncio.wait_for(anext(feed), 5)] == [3]
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def held_together(store: SqliteEventStore, path: Path, appends: list[Any]) -> list[Any]:
     """Run `appends` (coroutines) so that they reach the writer together, as one group: another
     connection holds the write lock until every one of them is queued."""
