@@ -23,7 +23,7 @@ from api.auth.service import AuthService
 from api.auth.session import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, LoginRequired, check_csrf
 from api.auth.tokens import InvalidToken
 from api.deps import get_auth
-from api.json_body import FastBody
+from api.fast_handler import FastHandler
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flp"'}
 INVALID = {"WWW-Authenticate": 'Bearer realm="flp", error="invalid_token"'}
@@ -112,7 +112,7 @@ async def authorize(request: Request) -> None:
 def _effective_route_context() -> object | None:
     """FastAPI's context for a route of an included router, whose handler it builds per request
     from the including router's settings (api/route_table.py avoids those): such a handler
-    keeps FastAPI's own body path, built from the route as FastAPI sees it."""
+    keeps FastAPI's own handler, built from the route as FastAPI sees it."""
     var: ContextVar[object | None] | None = getattr(routing, "_effective_route_context_var", None)
     return var.get() if var is not None else None
 
@@ -122,11 +122,12 @@ class GuardedRoute(APIRoute):
     dependencies, its body). A route class rather than an app-wide `Depends(authorize)`: FastAPI
     solves each dependency's path, query, header and cookie parameters on every request, and
     for the guard, which only needs the request, that was a tenth of a GET's time. A model body
-    is validated in one step (api/json_body.py)."""
+    and the dependencies that take only the request are solved before FastAPI's handler
+    (api/fast_handler.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        body = FastBody.of(self) if _effective_route_context() is None else None
-        handler = body.handler(self, APIRoute.get_route_handler) if body else super().get_route_handler()
+        fast = FastHandler.of(self) if _effective_route_context() is None else None
+        handler = fast.handler(self, APIRoute.get_route_handler) if fast else super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
             await authorize(request)

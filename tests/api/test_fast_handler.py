@@ -1,6 +1,7 @@
 # ruff: noqa: E501  (the request bodies stay one per line, as sent)
-"""api/json_body.py: a model body validated in one step answers exactly as FastAPI's own body
-path does, for the platform's command bodies, valid or not, and the platform's routes use it."""
+"""api/fast_handler.py: a model body validated in one step and request-only dependencies called
+directly answer exactly as FastAPI's own handler does, for the platform's command bodies and
+headers, valid or not; dependency overrides still apply; the platform's routes use it."""
 
 from __future__ import annotations
 
@@ -13,29 +14,35 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api import json_body
+from api import fast_handler
 from api.app import create_app
+from api.deps import Call, CallDep, command_call
 from api.errors import install_error_handlers
-from api.json_body import FastBody
+from api.fast_handler import FastHandler
 from api.schemas import JoinRequest, StartJobRequest
 from domain.commands import RecordRoundResult
 from flp.wiring import Container
 
 
-class FastBodyRoute(APIRoute):
-    """What GuardedRoute does with a body, without the guard."""
+class FastRoute(APIRoute):
+    """What GuardedRoute does, without the guard."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        body = FastBody.of(self)
-        assert body is not None, "every route here has a model body"
-        return body.handler(self, APIRoute.get_route_handler)
+        fast = FastHandler.of(self)
+        assert fast is not None, "every route here has a model body or a request-only dependency"
+        return fast.handler(self, APIRoute.get_route_handler)
+
+
+def called(call: Call) -> dict[str, Any]:
+    return {"actor": call.ctx.actor, "key": call.key, "correlation": call.ctx.correlation_id}
 
 
 def both() -> tuple[FastAPI, FastAPI]:
     declared, fast = FastAPI(), FastAPI()
-    fast.router.route_class = FastBodyRoute
+    fast.router.route_class = FastRoute
     for app in (declared, fast):
         install_error_handlers(app)
+        app.state.platform = "the platform"  # what command_call hands on
 
         @app.post("/jobs")
         async def start(body: StartJobRequest) -> dict[str, Any]:
@@ -48,6 +55,14 @@ def both() -> tuple[FastAPI, FastAPI]:
         @app.post("/join")
         async def join(body: JoinRequest) -> dict[str, Any]:
             return {"got": body.model_dump(mode="json")}
+
+        @app.post("/jobs/{job_id}/clients")
+        async def with_call(job_id: str, body: JoinRequest, call: CallDep) -> dict[str, Any]:
+            return {"job": job_id, "got": body.model_dump(mode="json"), "call": called(call)}
+
+        @app.get("/calls/{n}")
+        async def only_call(n: int, call: CallDep, request: Request) -> dict[str, Any]:
+            return {"n": n, "call": called(call), "path": request.url.path}
 
     return declared, fast
 
@@ -106,6 +121,42 @@ BODIES: list[tuple[str, str | None, bytes]] = [
 ]
 
 
+HEADERS: list[tuple[str, dict[str, str]]] = [
+    ("/calls/1", {}),
+    ("/calls/1", {"Idempotency-Key": "k1", "X-Correlation-ID": "c1"}),
+    ("/calls/1", {"Idempotency-Key": ""}),  # too short: 422 from the dependency
+    ("/calls/1", {"Idempotency-Key": "k" * 201}),
+    ("/calls/x", {"Idempotency-Key": ""}),  # a bad path parameter and a bad header
+    ("/calls/x", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "headers"), HEADERS)
+async def test_dependency_answers_are_fastapis(path: str, headers: dict[str, str]) -> None:
+    answers = []
+    for app in both():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            r = await client.get(path, headers=headers)
+            answers.append((r.status_code, r.json()))
+            for body in (b'{"client_id": "c1"}', b'{"client_id": 5}'):
+                r = await client.post("/jobs/j1/clients", content=body, headers={**headers, "content-type": JSON})
+                answers.append((r.status_code, r.json()))
+    assert answers[: len(answers) // 2] == answers[len(answers) // 2 :]
+
+
+async def test_dependency_overrides_still_apply() -> None:
+    _, fast = both()
+
+    async def someone_else(request: Request) -> Call:
+        call = await command_call(request)
+        return Call(call.platform, call.ctx, "overridden")
+
+    fast.dependency_overrides[command_call] = someone_else
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://t") as client:
+        r = await client.get("/calls/1")
+    assert r.json()["call"]["key"] == "overridden"
+
+
 @pytest.mark.parametrize(("path", "content_type", "body"), BODIES)
 async def test_answers_are_fastapis(path: str, content_type: str | None, body: bytes) -> None:
     answers = []
@@ -120,15 +171,15 @@ async def test_answers_are_fastapis(path: str, content_type: str | None, body: b
 async def test_a_valid_body_takes_the_one_step_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path really answers a valid body (FastAPI's path never reads it)."""
     taken: list[type[BaseModel]] = []
-    validate = FastBody.validate
+    validate = FastHandler.validate
 
-    def counted(self: FastBody, body: bytes) -> BaseModel | None:
+    def counted(self: FastHandler, body: bytes) -> BaseModel | None:
         value = validate(self, body)
         if value is not None:
             taken.append(type(value))
         return value
 
-    monkeypatch.setattr(FastBody, "validate", counted)
+    monkeypatch.setattr(FastHandler, "validate", counted)
     _, fast = both()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://t") as client:
         assert (await client.post("/jobs", content=JOB, headers={"content-type": JSON})).status_code == 200
@@ -138,20 +189,21 @@ async def test_a_valid_body_takes_the_one_step_path(monkeypatch: pytest.MonkeyPa
 
 def test_the_platform_routes_take_their_model_bodies_in_one_step(container: Container) -> None:
     app = create_app(container, manage_lifespan=False)
-    bodies = {
-        (sorted(r.methods or [])[0], r.path): FastBody.of(r)
-        for r in app.router.routes
-        if isinstance(r, APIRoute) and r.body_field is not None
+    handlers = {
+        (sorted(r.methods or [])[0], r.path): FastHandler.of(r) for r in app.router.routes if isinstance(r, APIRoute)
     }
-    assert bodies[("POST", "/jobs")] == FastBody("body", StartJobRequest)
-    assert bodies[("POST", "/jobs/{job_id}/rounds")] is not None
-    # an optional body (`Model | None`) keeps FastAPI's path: an empty body means None there
-    assert bodies[("POST", "/jobs/{job_id}/cancel")] is None
+    assert handlers[("POST", "/jobs")] == FastHandler(("body", StartJobRequest), (("call", command_call),))
+    rounds = handlers[("POST", "/jobs/{job_id}/rounds")]
+    assert rounds is not None and rounds.body is not None
+    # an optional body (`Model | None`) stays FastAPI's: an empty body means None there
+    assert handlers[("POST", "/jobs/{job_id}/cancel")] is None
+    one_job = handlers[("GET", "/jobs/{job_id}")]
+    assert one_job is not None and one_job.body is None and [n for n, _ in one_job.dependencies] == ["rm"]
 
 
 def test_the_content_types_read_as_json() -> None:
-    assert json_body._is_json("application/json")
-    assert json_body._is_json("application/problem+json; charset=utf-8")
-    assert not json_body._is_json("application/jsonx")
-    assert not json_body._is_json("text/json")
-    assert not json_body._is_json(None)
+    assert fast_handler._is_json("application/json")
+    assert fast_handler._is_json("application/problem+json; charset=utf-8")
+    assert not fast_handler._is_json("application/jsonx")
+    assert not fast_handler._is_json("text/json")
+    assert not fast_handler._is_json(None)
