@@ -33,5 +33,5 @@ class HttpMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(route, method).observe(time.perf_counter() - started)
+            metrics.child(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
+            metrics.child(metrics.HTTP_SECONDS, route, method).observe(time.perf_counter() - started)

@@ -150,7 +150,7 @@ class CommandHandler(Generic[C, S]):
                 metrics.COMMANDS.labels(name, "error").inc()
                 raise
             outcome = "idempotent_replay" if result.duplicate else ("appended" if result.events else "nothing_to_do")
-            metrics.COMMANDS.labels(name, outcome).inc()
+            metrics.child(metrics.COMMANDS, name, outcome).inc()
             span.set_attribute("flp.outcome", outcome)
             span.set_attribute("flp.version", result.version)
             return result
@@ -234,7 +234,7 @@ class CommandHandler(Generic[C, S]):
                 span.set_attribute("flp.position.first", result.events[0].position)
                 span.set_attribute("flp.position.last", result.events[-1].position)
                 for event in result.events:
-                    metrics.EVENTS_APPENDED.labels(event.type).inc()
+                    metrics.child(metrics.EVENTS_APPENDED, event.type).inc()
                     _observe_fl(event.type, event.data)
             if result.group_size:
                 span.set_attribute("flp.group_commit.appends", result.group_size)

@@ -132,7 +132,7 @@ class ProjectionRunner:
         results = await self.read_models.commit_many([commit for _, commit, _, _ in prepared])
         committed = time.perf_counter() - started
         for name, seconds in spent.items():  # each projection's own work and the commit they share
-            metrics.PROJECTION_APPLY_SECONDS.labels(name).observe(seconds + committed)
+            metrics.child(metrics.PROJECTION_APPLY_SECONDS, name).observe(seconds + committed)
         accepted: list[tuple[str, Mapping[str, tuple[int, Doc | None]], dict[str, bytes], Mapping[str, bytes]]] = []
         for (projection, commit, before, encoded), done in zip(prepared, results, strict=True):
             if done:
