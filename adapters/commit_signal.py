@@ -27,7 +27,8 @@ class CommitSignal:
         event = self._event
         if self.head > position:
             return
-        try:
-            await asyncio.wait_for(event.wait(), timeout=self._fallback_s)
+        try:  # asyncio.timeout, not wait_for: that wraps the wait in a task of its own each time
+            async with asyncio.timeout(self._fallback_s):
+                await event.wait()
         except TimeoutError:
             return
