@@ -36,6 +36,7 @@ def _new(client_id: str) -> Doc:
 
 class ClientFleet:
     name = "client_fleet"
+    fresh_on: tuple[type[e.Event], ...] = ()
 
     def keys(self, event: e.Event) -> list[str]:
         if isinstance(event, _CLIENT):

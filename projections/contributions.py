@@ -44,6 +44,7 @@ def _client(doc: Doc, client_id: str) -> dict[str, Any]:
 
 class ContributionLedger:
     name = "contributions"
+    fresh_on: tuple[type[e.Event], ...] = (e.JobCreated,)
 
     def keys(self, event: e.Event) -> list[str]:
         if isinstance(event, e.JobCreated | e.ClientUpdateReceived | e.ClientFailed | e.RoundCompleted):

@@ -9,6 +9,7 @@ from projections.ports import Doc
 
 class JobBoard:
     name = "job_board"
+    fresh_on: tuple[type[e.Event], ...] = (e.JobCreated,)
 
     def keys(self, event: e.Event) -> list[str]:
         job_id = getattr(event, "job_id", None)

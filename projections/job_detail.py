@@ -24,6 +24,7 @@ def _round(doc: Doc, number: int) -> dict[str, Any]:
 
 class JobDetail:
     name = "job_detail"
+    fresh_on: tuple[type[e.Event], ...] = (e.JobCreated,)
 
     def keys(self, event: e.Event) -> list[str]:
         job_id = getattr(event, "job_id", None)

@@ -11,6 +11,10 @@ from projections.ports import Doc
 
 class Projection(Protocol):
     name: str
+    # events after which the document is what `apply` makes of them alone, whatever it was given
+    # (a job's JobCreated): the runner does not look up the document of a key whose first event
+    # in a batch is one of them (tests/test_projection_rebuild.py checks the claim)
+    fresh_on: tuple[type[Event], ...]
 
     def keys(self, event: Event) -> list[str]:
         """Keys of the documents this event changes (empty: not interested)."""

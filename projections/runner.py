@@ -173,8 +173,15 @@ class ProjectionRunner:
         """The documents the events after `checkpoint` change, and (for listeners) their previous
         versions, encoded."""
         keyed = [(r, ev, keys) for r, ev in decoded if r.position > checkpoint and (keys := projection.keys(ev))]
-        wanted = sorted({k for _, _, keys in keyed for k in keys})
-        docs, before = await self._current(projection.name, wanted)
+        fresh: set[str] = set()  # keys whose first event here makes their document afresh
+        seen: set[str] = set()
+        for _, event, keys in keyed:
+            for key in keys:
+                if key not in seen:
+                    seen.add(key)
+                    if isinstance(event, projection.fresh_on):
+                        fresh.add(key)
+        docs, before = await self._current(projection.name, sorted(seen - fresh))
         changes: dict[str, tuple[int, Doc | None]] = {}
         for recorded, event, keys in keyed:
             for key in keys:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from domain.events import Event
 from persistence.records import RecordedEvent
 from projections.ports import Doc
 
@@ -37,6 +38,7 @@ class StreamFaults:
     """Fed only with StreamFault records by the runner (never with domain events)."""
 
     name = NAME
+    fresh_on: tuple[type[Event], ...] = ()
 
     def keys(self, fault: Any) -> list[str]:
         return [fault.stream_id] if isinstance(fault, StreamFault) else []

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from commands.fleet import parse_public_key
 from commands.handlers import CommandContext
 from domain.fleet import RecordNodeConnected
 from flp.wiring import Container
-from projections.registry import PROJECTION_NAMES
+from projections.registry import PROJECTION_NAMES, all_projections
 from projections.runner import ProjectionRunner
 from tests.conftest import job_body, round_body
 from tests.fleet.keys import ec_keypair
@@ -93,3 +96,45 @@ async def test_replaying_a_batch_twice_changes_nothing(api: httpx.AsyncClient, c
     await second_runner.apply(await container.store.read_all(0, 10_000))
     after = {name: await container.read_models.dump(name) for name in PROJECTION_NAMES}
     assert after == before
+
+
+async def test_a_fresh_event_makes_its_document_whatever_it_is_given(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    """`Projection.fresh_on`: for every such event, `apply` gives the same document from None
+    and from any document (another job's, a stale one), so the runner may skip the lookup."""
+    await scripted_workload(api, jobs=3)
+    await container.projections.wait_for(await container.store.head_position())
+    recorded = await container.store.read_all(0, 10_000)
+    checked = 0
+    for projection in all_projections():
+        docs = list((await container.read_models.dump(projection.name)).values())
+        for r in recorded:
+            event = r.to_event()
+            if not isinstance(event, projection.fresh_on):
+                continue
+            made = projection.apply(None, event, r)
+            for given in [*docs, {"stale": True, "rounds": [{"round": 9}], "clients": {"x": 1}}]:
+                assert projection.apply(copy.deepcopy(given), event, r) == made, projection.name
+                checked += 1
+    assert checked >= 3 * 3 * 4  # three projections, three jobs, each given four documents
+
+
+async def test_new_jobs_are_projected_without_looking_up_their_documents(
+    api: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await api.post("/clients", json={"client_id": "a", "name": "device a"})
+    await container.projections.wait_for(await container.store.head_position())
+    looked_up: list[tuple[str, list[str]]] = []
+    get_many = container.read_models.get_many
+
+    async def counted(projection: str, keys: list[str]) -> dict[str, Any]:
+        looked_up.append((projection, keys))
+        return await get_many(projection, keys)
+
+    monkeypatch.setattr(container.read_models, "get_many", counted)
+    assert (await api.post("/jobs", json=job_body(job_id="fresh", rounds=2))).status_code == 201
+    assert looked_up == []
+    assert (await api.post("/jobs/fresh/clients", json={"client_id": "a"})).status_code == 200
+    board = (await api.get("/jobs/fresh")).json()
+    assert board["clients"] == ["a"] and board["status"] == "pending"

@@ -23,6 +23,7 @@ class JoinCounter:
     """Counts ClientJoined per client: applying an event twice, or losing one, changes `n`."""
 
     name = "join_counter"
+    fresh_on: tuple[type[Event], ...] = ()
 
     def keys(self, event: Event) -> list[str]:
         return [str(getattr(event, "client_id", ""))] if event.type == "ClientJoined" else []
