@@ -15,9 +15,12 @@ before. `FastHandler.handler` builds FastAPI's handler from a copy of the route'
 without them, and the endpoint gets the values solved here. A body this path does not take as
 it is (another content type, a body that does not validate, bytes that are not strict JSON)
 goes to FastAPI's own handler, so every refusal of a body is FastAPI's 422 (or 400), with all its
-errors, exactly as before; so does every request while the app has dependency overrides. The
-order stays FastAPI's: the body, then the dependencies (whose errors propagate as they would),
-then the path, query and header parameters. Validation in JSON mode accepts what the decoded
+errors, exactly as before (and so does a body the client stopped sending: FastAPI's 400); so
+does every request while the app has dependency overrides. The order stays FastAPI's: the body,
+then the dependencies (whose errors propagate as they would), then the path, query and header
+parameters. Dependencies are taken only when every one of the route's is request-only and
+called once (FastAPI runs the route's own `dependencies=[...]` first, and calls a dependency
+declared twice, or also nested, once per request). Validation in JSON mode accepts what the decoded
 objects' Python mode accepts for the models here (none declares strict fields: strict mode is
 where the two differ), which `tests/api/test_fast_handler.py` checks against FastAPI's own path.
 """
@@ -38,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-RequestDependency = Callable[[Request], Awaitable[Any]]
+RequestDependency = Callable[..., Awaitable[Any]]  # called with the request as its one keyword, as FastAPI does
 
 _SOLVED: ContextVar[dict[str, Any]] = ContextVar("flp_solved")
 
@@ -48,6 +51,8 @@ def _is_json(content_type: str | None) -> bool:
     if content_type is None:
         return False
     media = content_type.partition(";")[0].strip().lower()
+    if media.count("/") != 1:
+        return False  # (email.message reads such a type as text/plain)
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
@@ -66,12 +71,21 @@ def _request_only(sub: Dependant) -> bool:
     )
 
 
+def _all_dependencies(dependant: Dependant) -> list[Dependant]:
+    """Every dependency of `dependant`, nested ones included."""
+    found: list[Dependant] = []
+    for sub in dependant.dependencies:
+        found.append(sub)
+        found.extend(_all_dependencies(sub))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class FastHandler:
     """What is solved here: the body (its parameter's name and model) and the dependencies."""
 
     body: tuple[str, type[BaseModel]] | None
-    dependencies: tuple[tuple[str, RequestDependency], ...]
+    dependencies: tuple[tuple[str, str, RequestDependency], ...]  # (value name, request parameter, call)
 
     @classmethod
     def of(cls, route: APIRoute) -> FastHandler | None:
@@ -84,10 +98,16 @@ class FastHandler:
         takes, body = cls._body(route)
         if not takes:
             return None  # a body FastAPI must take itself
-        dependencies: list[tuple[str, RequestDependency]] = []
-        for sub in dependant.dependencies:
-            if _request_only(sub) and sub.name is not None and sub.call is not None:
-                dependencies.append((sub.name, sub.call))
+        dependencies: list[tuple[str, str, RequestDependency]] = []
+        subs = dependant.dependencies
+        calls = [d.call for d in _all_dependencies(dependant)]
+        # taken only all together (FastAPI solves them in order, with the route's own
+        # `dependencies=[...]` first) and when each is called once (FastAPI calls a dependency
+        # declared twice, or also nested, once per request and hands out the same value)
+        if all(_request_only(sub) and calls.count(sub.call) == 1 for sub in subs):
+            for sub in subs:
+                assert sub.name is not None and sub.call is not None and sub.request_param_name is not None
+                dependencies.append((sub.name, sub.request_param_name, sub.call))
         if body is None and not dependencies:
             return None
         return cls(body, tuple(dependencies))
@@ -122,7 +142,7 @@ class FastHandler:
         dependant = route.dependant
         endpoint = dependant.call
         assert endpoint is not None
-        solved_here = {name for name, _ in self.dependencies}
+        solved_here = {name for name, _, _ in self.dependencies}
 
         async def call(**values: Any) -> Any:
             values.update(_SOLVED.get())
@@ -145,12 +165,16 @@ class FastHandler:
             if body is not None:
                 if not _is_json(request.headers.get("content-type")):
                     return await full(request)
-                value = self.validate(await request.body())
+                try:
+                    raw = await request.body()
+                except Exception:  # a client gone mid-body: FastAPI's handler answers it (400)
+                    return await full(request)
+                value = self.validate(raw)
                 if value is None:
                     return await full(request)  # the same body, cached by the request: FastAPI's 422
                 solved[body[0]] = value
-            for name, dependency in dependencies:
-                solved[name] = await dependency(request)
+            for name, parameter, dependency in dependencies:
+                solved[name] = await dependency(**{parameter: request})
             token = _SOLVED.set(solved)
             try:
                 return await fast(request)

@@ -40,7 +40,7 @@ class DocChange:
     encoded: bytes | None = field(default=None, repr=False, compare=False)  # `doc` as encode_doc gives it, if known
     # what a reader builds from the change once for all (the live streams' frames: each
     # subscriber of a projection sends the same bytes for a change, the document or the patch)
-    frames: dict[bool, bytes] = field(default_factory=dict, repr=False, compare=False)
+    frames: dict[bool, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def patch(self) -> list[dict[str, Any]] | None:

@@ -5,12 +5,13 @@ headers, valid or not; dependency overrides still apply; the platform's routes u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import functools
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -29,8 +30,7 @@ class FastRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         fast = FastHandler.of(self)
-        assert fast is not None, "every route here has a model body or a request-only dependency"
-        return fast.handler(self, APIRoute.get_route_handler)
+        return fast.handler(self, APIRoute.get_route_handler) if fast else super().get_route_handler()
 
 
 def called(call: Call) -> dict[str, Any]:
@@ -60,6 +60,17 @@ def both() -> tuple[FastAPI, FastAPI]:
         async def with_call(job_id: str, body: JoinRequest, call: CallDep) -> dict[str, Any]:
             return {"job": job_id, "got": body.model_dump(mode="json"), "call": called(call)}
 
+        @app.get("/twice")
+        async def twice(a: CallDep, b: CallDep) -> dict[str, Any]:
+            return {"same": a is b}
+
+        async def teapot() -> None:
+            raise HTTPException(418, "the route's own dependency runs first")
+
+        @app.get("/guarded", dependencies=[Depends(teapot)])
+        async def guarded(call: CallDep) -> dict[str, Any]:
+            return called(call)
+
         @app.get("/calls/{n}")
         async def only_call(n: int, call: CallDep, request: Request) -> dict[str, Any]:
             return {"n": n, "call": called(call), "path": request.url.path}
@@ -74,6 +85,7 @@ BODIES: list[tuple[str, str | None, bytes]] = [
     ("/jobs", "application/json; charset=utf-8", JOB),
     ("/jobs", "Application/JSON", JOB),
     ("/jobs", "application/vnd.flp+json", JOB),
+    ("/jobs", "application/a/b+json", JOB),  # email.message reads it as text/plain
     ("/jobs", "text/plain", JOB),
     ("/jobs", None, JOB),
     ("/jobs", JSON, b""),
@@ -128,6 +140,8 @@ HEADERS: list[tuple[str, dict[str, str]]] = [
     ("/calls/1", {"Idempotency-Key": "k" * 201}),
     ("/calls/x", {"Idempotency-Key": ""}),  # a bad path parameter and a bad header
     ("/calls/x", {}),
+    ("/twice", {}),  # one call per request, one value, as FastAPI's cache gives
+    ("/guarded", {"Idempotency-Key": ""}),  # the route's dependencies=[...] first
 ]
 
 
@@ -142,6 +156,43 @@ async def test_dependency_answers_are_fastapis(path: str, headers: dict[str, str
                 r = await client.post("/jobs/j1/clients", content=body, headers={**headers, "content-type": JSON})
                 answers.append((r.status_code, r.json()))
     assert answers[: len(answers) // 2] == answers[len(answers) // 2 :]
+
+
+async def _next_message(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+
+async def _record(sent: list[MutableMapping[str, Any]], message: MutableMapping[str, Any]) -> None:
+    sent.append(message)
+
+
+async def test_a_client_gone_mid_body_gets_fastapis_answer() -> None:
+    answers = []
+    for app in both():
+        sent: list[MutableMapping[str, Any]] = []
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/jobs",
+            "raw_path": b"/jobs",
+            "query_string": b"",
+            "root_path": "",
+            "client": ("t", 1),
+            "server": ("t", 80),
+            "headers": [(b"host", b"t"), (b"content-type", b"application/json")],
+        }
+        messages: list[dict[str, Any]] = [
+            {"type": "http.request", "body": b'{"name": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        receive = functools.partial(_next_message, messages)
+        send = functools.partial(_record, sent)
+        await app(scope, receive, send)
+        answers.append([m.get("status") for m in sent if m["type"] == "http.response.start"])
+    assert answers[0] == answers[1] == [400]
 
 
 async def test_dependency_overrides_still_apply() -> None:
@@ -192,13 +243,13 @@ def test_the_platform_routes_take_their_model_bodies_in_one_step(container: Cont
     handlers = {
         (sorted(r.methods or [])[0], r.path): FastHandler.of(r) for r in app.router.routes if isinstance(r, APIRoute)
     }
-    assert handlers[("POST", "/jobs")] == FastHandler(("body", StartJobRequest), (("call", command_call),))
+    assert handlers[("POST", "/jobs")] == FastHandler(("body", StartJobRequest), (("call", "request", command_call),))
     rounds = handlers[("POST", "/jobs/{job_id}/rounds")]
     assert rounds is not None and rounds.body is not None
     # an optional body (`Model | None`) stays FastAPI's: an empty body means None there
     assert handlers[("POST", "/jobs/{job_id}/cancel")] is None
     one_job = handlers[("GET", "/jobs/{job_id}")]
-    assert one_job is not None and one_job.body is None and [n for n, _ in one_job.dependencies] == ["rm"]
+    assert one_job is not None and one_job.body is None and [n for n, _, _ in one_job.dependencies] == ["rm"]
 
 
 def test_the_content_types_read_as_json() -> None:
