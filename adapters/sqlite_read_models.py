@@ -116,7 +116,8 @@ class SqliteReadModelStore:
         elsewhere = self._elsewhere
         if not elsewhere.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(elsewhere.wait(), timeout)
+                async with asyncio.timeout(timeout):  # (wait_for would make a task per wait)
+                    await elsewhere.wait()
         elsewhere.clear()  # before the caller reads: a commit from now on sets it again
 
     async def _rows(self, sql: str, params: tuple[Any, ...], *, inline: bool = False) -> list[tuple[Any, ...]]:

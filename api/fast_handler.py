@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import params
+from fastapi import params, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -44,6 +44,14 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 RequestDependency = Callable[..., Awaitable[Any]]  # called with the request as its one keyword, as FastAPI does
 
 _SOLVED: ContextVar[dict[str, Any]] = ContextVar("flp_solved")
+
+
+def _effective_route_context() -> object | None:
+    """FastAPI's context for a route of an included router, whose handler it builds per request
+    from the including router's settings (api/route_table.py avoids those): such a route keeps
+    FastAPI's own handler, built from the route as FastAPI sees it."""
+    var: ContextVar[object | None] | None = getattr(routing, "_effective_route_context_var", None)
+    return var.get() if var is not None else None
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -93,7 +101,7 @@ class FastHandler:
         embedded, not a form, not a sub-dependency's), and its request-only dependencies;
         None when there is neither (FastAPI's handler is then as good)."""
         dependant = route.dependant
-        if not inspect.iscoroutinefunction(dependant.call):
+        if not inspect.iscoroutinefunction(dependant.call) or _effective_route_context() is not None:
             return None
         takes, body = cls._body(route)
         if not takes:

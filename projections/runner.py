@@ -173,15 +173,13 @@ class ProjectionRunner:
         """The documents the events after `checkpoint` change, and (for listeners) their previous
         versions, encoded."""
         keyed = [(r, ev, keys) for r, ev in decoded if r.position > checkpoint and (keys := projection.keys(ev))]
-        fresh: set[str] = set()  # keys whose first event here makes their document afresh
-        seen: set[str] = set()
+        first: dict[str, Any] = {}  # each key's first event here
         for _, event, keys in keyed:
             for key in keys:
-                if key not in seen:
-                    seen.add(key)
-                    if isinstance(event, projection.fresh_on):
-                        fresh.add(key)
-        docs, before = await self._current(projection.name, sorted(seen - fresh))
+                first.setdefault(key, event)
+        # a key whose first event makes its document afresh needs no lookup (Projection.fresh_on)
+        wanted = sorted(k for k, event in first.items() if not isinstance(event, projection.fresh_on))
+        docs, before = await self._current(projection.name, wanted)
         changes: dict[str, tuple[int, Doc | None]] = {}
         for recorded, event, keys in keyed:
             for key in keys:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Coroutine
-from contextvars import ContextVar
 from typing import Any
 
-from fastapi import HTTPException, Request, Response, routing
+from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 from api.auth.principal import ANONYMOUS_ADMIN, Principal
@@ -109,14 +108,6 @@ async def authorize(request: Request) -> None:
     request.state.principal = principal
 
 
-def _effective_route_context() -> object | None:
-    """FastAPI's context for a route of an included router, whose handler it builds per request
-    from the including router's settings (api/route_table.py avoids those): such a handler
-    keeps FastAPI's own handler, built from the route as FastAPI sees it."""
-    var: ContextVar[object | None] | None = getattr(routing, "_effective_route_context_var", None)
-    return var.get() if var is not None else None
-
-
 class GuardedRoute(APIRoute):
     """An API route whose handler runs `authorize` before anything else of the request (its
     dependencies, its body). A route class rather than an app-wide `Depends(authorize)`: FastAPI
@@ -126,7 +117,7 @@ class GuardedRoute(APIRoute):
     (api/fast_handler.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        fast = FastHandler.of(self) if _effective_route_context() is None else None
+        fast = FastHandler.of(self)
         handler = fast.handler(self, APIRoute.get_route_handler) if fast else super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
